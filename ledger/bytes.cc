@@ -1,0 +1,73 @@
+#include "ledger/bytes.h"
+
+#include <sodium.h>
+
+namespace trail {
+
+std::string to_hex(ByteView bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(bytes.size() * 2, '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    out[2 * i] = kDigits[bytes[i] >> 4U];
+    out[2 * i + 1] = kDigits[bytes[i] & 0xfU];
+  }
+  return out;
+}
+
+namespace {
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+}  // namespace
+
+bool from_hex(std::string_view hex, std::span<std::uint8_t> out) {
+  if (hex.size() != out.size() * 2) return false;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const int hi = hex_value(hex[2 * i]);
+    const int lo = hex_value(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<std::uint8_t>((hi << 4) | lo);
+  }
+  return true;
+}
+
+std::string format_uuid(const EventId& id) {
+  const std::string hex = to_hex(id);
+  std::string out;
+  out.reserve(36);
+  out.append(hex, 0, 8).append(1, '-').append(hex, 8, 4).append(1, '-');
+  out.append(hex, 12, 4).append(1, '-').append(hex, 16, 4).append(1, '-').append(hex, 20, 12);
+  return out;
+}
+
+std::optional<EventId> parse_uuid(std::string_view text) {
+  if (text.size() != 36) return std::nullopt;
+  if (text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-') return std::nullopt;
+  std::string hex;
+  hex.reserve(32);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) continue;
+    hex.push_back(text[i]);
+  }
+  EventId id{};
+  if (!from_hex(hex, id)) return std::nullopt;
+  bool all_zero = true;
+  for (auto b : id) all_zero = all_zero && b == 0;
+  if (all_zero) return std::nullopt;
+  return id;
+}
+
+std::string to_base64(ByteView bytes) {
+  const std::size_t size =
+      sodium_base64_encoded_len(bytes.size(), sodium_base64_VARIANT_ORIGINAL);
+  std::string out(size, '\0');
+  sodium_bin2base64(out.data(), out.size(), bytes.data(), bytes.size(),
+                    sodium_base64_VARIANT_ORIGINAL);
+  out.resize(size - 1);  // Drop the terminating NUL.
+  return out;
+}
+
+}  // namespace trail

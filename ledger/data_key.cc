@@ -1,0 +1,94 @@
+#include "ledger/data_key.h"
+
+#include <cstring>
+
+namespace trail::ledger {
+namespace {
+constexpr std::uint64_t kMacSubkeyId = 1;
+constexpr char kMacContext[crypto_kdf_CONTEXTBYTES + 1] = "trailmac";
+}  // namespace
+
+DataKey::DataKey(std::uint32_t id, const SecretKey& key)
+    : id_{id},
+      cipher_{crypto_aead_aes256gcm_is_available() != 0 ? schema::Cipher::AES256GCM
+                                                        : schema::Cipher::XCHACHA20POLY1305} {
+  TRAIL_ASSERT(sodium_init() >= 0);
+  std::memcpy(key_.data(), key.data(), key_.size());
+  TRAIL_ASSERT(crypto_kdf_derive_from_key(mac_key_.data(), mac_key_.size(), kMacSubkeyId,
+                                          kMacContext, key_.data()) == 0);
+  std::memset(&aes_state_, 0, sizeof aes_state_);
+  if (crypto_aead_aes256gcm_is_available() != 0) {
+    TRAIL_ASSERT(crypto_aead_aes256gcm_beforenm(&aes_state_, key_.data()) == 0);
+  }
+}
+
+void DataKey::seal(ByteView aad, ByteView plain, std::string& nonce, std::string& sealed) const {
+  sealed.resize(plain.size() + kAeadTagBytes);
+  unsigned long long sealed_size = 0;
+  auto* out = reinterpret_cast<unsigned char*>(sealed.data());
+  if (cipher_ == schema::Cipher::AES256GCM) {
+    nonce.resize(crypto_aead_aes256gcm_NPUBBYTES);
+    auto* n = reinterpret_cast<unsigned char*>(nonce.data());
+    randombytes_buf(n, nonce.size());
+    TRAIL_ASSERT(crypto_aead_aes256gcm_encrypt_afternm(out, &sealed_size, plain.data(),
+                                                       plain.size(), aad.data(), aad.size(),
+                                                       nullptr, n, &aes_state_) == 0);
+  } else {
+    nonce.resize(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    auto* n = reinterpret_cast<unsigned char*>(nonce.data());
+    randombytes_buf(n, nonce.size());
+    TRAIL_ASSERT(crypto_aead_xchacha20poly1305_ietf_encrypt(out, &sealed_size, plain.data(),
+                                                            plain.size(), aad.data(), aad.size(),
+                                                            nullptr, n, key_.data()) == 0);
+  }
+  TRAIL_ASSERT(sealed_size == sealed.size());
+}
+
+Status DataKey::open(schema::Cipher cipher, ByteView nonce, ByteView aad, ByteView sealed,
+                     std::string& plain) const {
+  if (sealed.size() < kAeadTagBytes) {
+    return Status::error(Code::kCorrupt, "ciphertext shorter than its tag");
+  }
+  plain.resize(sealed.size() - kAeadTagBytes);
+  unsigned long long plain_size = 0;
+  auto* out = reinterpret_cast<unsigned char*>(plain.data());
+  int rc = -1;
+  switch (cipher) {
+    case schema::Cipher::AES256GCM:
+      if (crypto_aead_aes256gcm_is_available() == 0) {
+        return Status::error(Code::kInvalid, "AES-256-GCM is not available on this CPU");
+      }
+      if (nonce.size() != crypto_aead_aes256gcm_NPUBBYTES) {
+        return Status::error(Code::kCorrupt, "AES-256-GCM nonce has the wrong size");
+      }
+      rc = crypto_aead_aes256gcm_decrypt_afternm(out, &plain_size, nullptr, sealed.data(),
+                                                 sealed.size(), aad.data(), aad.size(),
+                                                 nonce.data(), &aes_state_);
+      break;
+    case schema::Cipher::XCHACHA20POLY1305:
+      if (nonce.size() != crypto_aead_xchacha20poly1305_ietf_NPUBBYTES) {
+        return Status::error(Code::kCorrupt, "XChaCha20-Poly1305 nonce has the wrong size");
+      }
+      rc = crypto_aead_xchacha20poly1305_ietf_decrypt(out, &plain_size, nullptr, sealed.data(),
+                                                      sealed.size(), aad.data(), aad.size(),
+                                                      nonce.data(), key_.data());
+      break;
+    default:
+      return Status::error(Code::kCorrupt, "unknown cipher");
+  }
+  if (rc != 0) {
+    plain.clear();
+    return Status::error(Code::kCorrupt, "authentication tag does not verify");
+  }
+  TRAIL_ASSERT(plain_size == plain.size());
+  return Status::ok();
+}
+
+Digest DataKey::mac(ByteView data) const {
+  Digest out{};
+  TRAIL_ASSERT(crypto_generichash(out.data(), out.size(), data.data(), data.size(),
+                                  mac_key_.data(), mac_key_.size()) == 0);
+  return out;
+}
+
+}  // namespace trail::ledger

@@ -1,0 +1,114 @@
+// Events on their way in (EventDraft, SealedEvent) and as stored (the Cap'n Proto envelope).
+// docs/FORMAT.md specifies the envelope bytes, the header that is the AEAD associated data,
+// and the hash.
+//
+// Thread safety: free functions; DecodedEnvelope is a value (not shared).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <kj/array.h>
+#include <capnp/common.h>
+
+#include "ledger/bytes.h"
+#include "ledger/clock.h"
+#include "ledger/status.h"
+#include "schema/event.capnp.h"
+
+namespace trail::ledger {
+
+// Limits. Each is checked on input and named in the error that enforces it.
+inline constexpr std::size_t kProjectBytesMax = 64;
+inline constexpr std::size_t kActorBytesMax = 128;
+inline constexpr std::size_t kDeviceIdBytesMax = 128;
+inline constexpr std::size_t kPayloadBytesMax = 32U << 20U;   // A form with attachments.
+inline constexpr std::size_t kBatchEventsMax = 10'000;        // Events in one atomic batch.
+inline constexpr std::size_t kEnvelopeBytesMax = kPayloadBytesMax + 4096;
+// The project that holds users, roles, projects and log-ins.
+inline constexpr std::string_view kSystemProject = "_system";
+
+// An event as a caller wants it appended; the payload is plaintext and opaque to the ledger.
+struct EventDraft {
+  EventId event_id{};
+  schema::Kind kind = schema::Kind::CASE_CREATED;
+  std::string actor;
+  std::string device_id;
+  schema::Channel channel = schema::Channel::API;
+  std::optional<EventId> via;
+  TimeUs client_time_us = 0;
+  std::optional<EventId> subject;
+  std::string payload;
+};
+
+// A draft after sealing: what the writer thread chains and stores. `payload` is empty.
+struct SealedEvent {
+  EventDraft header;
+  std::uint32_t key_id = 0;
+  schema::Cipher cipher = schema::Cipher::AES256GCM;
+  std::string nonce;
+  std::string ciphertext;
+  Digest body_mac{};  // DataKey::mac(body_bytes): what idempotency compares.
+};
+
+// Project ids: 1 to 64 of [a-z0-9-], starting with a letter or digit; or "_system".
+// Errors: kInvalid naming the rule broken.
+Status validate_project(std::string_view project);
+// Checks a draft against the limits above. Errors: kInvalid naming the field.
+Status validate_draft(const EventDraft& draft);
+
+// The event header: every envelope field the client chose, in the fixed layout FORMAT.md
+// gives. `out` is replaced.
+void encode_header(std::string_view project, const EventDraft& draft, std::string& out);
+// What idempotency fingerprints: header || payload.
+void encode_body(std::string_view project, const EventDraft& draft, std::string& out);
+// The AEAD associated data: "trail/event/v1" || header || key id || cipher.
+void encode_aad(std::string_view project, const EventDraft& draft, std::uint32_t key_id,
+                schema::Cipher cipher, std::string& out);
+
+// The stored envelope of `event` as event `seq` of `project`.
+kj::Array<capnp::word> encode_envelope(std::string_view project, std::uint64_t seq,
+                                       const Digest& prev_hash, TimeUs server_time_us,
+                                       const SealedEvent& event);
+
+// A stored envelope, checked and decoded. Views point into buffer_ and live as long as this
+// object (or until the next decode into it).
+struct DecodedEnvelope {
+  std::string_view project;
+  std::uint64_t seq = 0;
+  Digest prev_hash{};
+  EventId event_id{};
+  schema::Kind kind = schema::Kind::CASE_CREATED;
+  std::string_view actor;
+  std::string_view device_id;
+  schema::Channel channel = schema::Channel::API;
+  std::optional<EventId> via;
+  TimeUs client_time_us = 0;
+  TimeUs server_time_us = 0;
+  std::optional<EventId> subject;
+  std::uint32_t key_id = 0;
+  schema::Cipher cipher = schema::Cipher::AES256GCM;
+  ByteView nonce;
+  ByteView ciphertext;
+
+  // The header fields again as a draft (payload empty), e.g. to rebuild the associated data.
+  EventDraft header() const;
+
+  kj::Array<capnp::word> buffer_;  // Word-aligned copy of the stored bytes.
+};
+
+// Decodes untrusted envelope bytes into `out` (reusing its buffer when large enough).
+// Errors: kCorrupt when the bytes are not a well-formed envelope: bad Cap'n Proto framing,
+//         trailing bytes, a hash or id of the wrong size, or an unknown kind, channel or cipher.
+Status decode_envelope(ByteView bytes, DecodedEnvelope& out);
+
+// Names for JSON and logs: "case.created", "mobile-form", "aes-256-gcm" ...
+std::string_view kind_name(schema::Kind kind);
+std::optional<schema::Kind> parse_kind(std::string_view name);
+std::string_view channel_name(schema::Channel channel);
+std::optional<schema::Channel> parse_channel(std::string_view name);
+std::string_view cipher_name(schema::Cipher cipher);
+
+}  // namespace trail::ledger

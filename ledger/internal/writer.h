@@ -1,0 +1,87 @@
+// The writer thread: owns every LMDB write transaction of this process and group-commits.
+// Callers queue jobs from any thread; the writer drains the queue, applies each job in one
+// write transaction, commits once (one fsync) and only then resolves the jobs' promises.
+//
+// Invariants: (1) per project, seq is dense and event[n].prev_hash == hash(event[n-1]).
+//             (2) A batch is all-or-nothing: a rejected batch writes nothing; the other
+//                 batches of the same commit are unaffected.
+//             (3) A promise resolves with receipts only after the commit that holds them
+//                 returned success.
+//             (4) After a failed commit (other than a full map, which grows and retries), the
+//                 writer is poisoned: every later job fails with kFatal.
+// Thread safety: submit() from any thread; everything else runs on the writer thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "ledger/envelope.h"
+#include "ledger/internal/lmdb_env.h"
+#include "ledger/key_ring.h"
+#include "ledger/receipt.h"
+
+namespace trail::ledger::detail {
+
+inline constexpr std::size_t kDrainEventsMax = 65'536;    // Events in one commit, at most.
+inline constexpr std::size_t kQueueEventsMax = 1'000'000;  // Queued and not yet committed.
+
+struct AppendJob {
+  std::string project;
+  std::vector<SealedEvent> events;
+  std::promise<Result<std::vector<Receipt>>> done;
+};
+
+// Makes sure `project` has a data key; resolves with its key id.
+struct KeyJob {
+  std::string project;
+  std::promise<Result<std::uint32_t>> done;
+};
+
+class Writer {
+ public:
+  Writer(Env& env, std::shared_ptr<const KeyRing> keys);
+  ~Writer();  // Commits what is queued, then stops.
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // Errors (through the future): kBusy when kQueueEventsMax events already wait;
+  // kFatal once poisoned.
+  std::future<Result<std::vector<Receipt>>> submit(AppendJob job);
+  std::future<Result<std::uint32_t>> submit(KeyJob job);
+
+  // Test seam: the next `count` commits fail as if the disk had failed.
+  void inject_commit_failures(int count);
+
+ private:
+  using Job = std::variant<AppendJob, KeyJob>;
+  struct Drain;
+
+  void run();
+  void process(std::vector<Job>& jobs);
+  // Applies every job; returns non-ok only for storage failures that void the whole commit.
+  Status apply_all(WriteTxn& txn, std::vector<Job>& jobs, Drain& drain);
+  Status apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::size_t index);
+  Status apply_key(WriteTxn& txn, KeyJob& job, Drain& drain, std::size_t index);
+  void fail_all(std::vector<Job>& jobs, const Status& status);
+
+  Env& env_;
+  std::shared_ptr<const KeyRing> keys_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Job> queue_;
+  std::size_t queued_events_ = 0;
+  bool stopping_ = false;
+  bool poisoned_ = false;  // Written and read by the writer thread; read under mutex_ by submit.
+  int injected_failures_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace trail::ledger::detail

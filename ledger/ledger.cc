@@ -1,0 +1,236 @@
+#include "ledger/ledger.h"
+
+#include <sodium.h>
+
+#include <cstring>
+
+#include "ledger/internal/layout.h"
+#include "ledger/internal/lmdb_env.h"
+#include "ledger/internal/writer.h"
+#include "ledger/sha256.h"
+
+namespace trail::ledger {
+namespace fs = std::filesystem;
+using detail::Table;
+
+namespace {
+
+template <typename T>
+std::future<Result<T>> ready(Status status) {
+  std::promise<Result<T>> p;
+  p.set_value(std::move(status));
+  return p.get_future();
+}
+
+}  // namespace
+
+Status Ledger::create(const fs::path& data_dir, const KeyRing& keys,
+                      std::size_t initial_map_bytes) {
+  TRAIL_ASSERT(sodium_init() >= 0);
+  std::error_code ec;
+  if (fs::exists(data_dir / "data.mdb", ec)) {
+    return Status::error(Code::kConflict, data_dir.string() + " already holds a ledger");
+  }
+  detail::EnvOptions options;
+  options.create = true;
+  options.initial_map_bytes = initial_map_bytes;
+  TRAIL_ASSIGN_OR_RETURN(auto env, detail::Env::open(data_dir, options));
+  TRAIL_ASSIGN_OR_RETURN(auto txn, env->begin_write());
+  const Digest check = keys.kek_check();
+  TRAIL_TRY(txn.put(Table::kMeta, as_bytes(detail::kMetaFormat), as_bytes(detail::kFormatVersion),
+                    /*no_overwrite=*/true));
+  TRAIL_TRY(txn.put(Table::kMeta, as_bytes(detail::kMetaKekCheck), check));
+  TRAIL_TRY(txn.put(Table::kMeta, as_bytes(detail::kMetaNextKeyId),
+                    as_bytes(detail::key_id_key(1))));
+  return txn.commit();
+}
+
+Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
+  TRAIL_ASSERT(sodium_init() >= 0);
+  const bool read_only = options.read_only || options.keys == nullptr;
+  detail::EnvOptions env_options;
+  env_options.read_only = read_only;
+  env_options.initial_map_bytes = options.initial_map_bytes;
+  std::unique_ptr<Ledger> ledger{new Ledger()};
+  TRAIL_ASSIGN_OR_RETURN(ledger->env_, detail::Env::open(options.data_dir, env_options));
+  ledger->keys_ = options.keys;
+  {
+    TRAIL_ASSIGN_OR_RETURN(auto txn, ledger->env_->begin_read());
+    TRAIL_ASSIGN_OR_RETURN(auto format, txn.get(Table::kMeta, as_bytes(detail::kMetaFormat)));
+    if (!format || as_chars(*format) != detail::kFormatVersion) {
+      return Status::error(Code::kCorrupt, options.data_dir.string() +
+                                               " has an unknown or missing ledger format");
+    }
+    if (options.keys) {
+      TRAIL_ASSIGN_OR_RETURN(auto check, txn.get(Table::kMeta, as_bytes(detail::kMetaKekCheck)));
+      const Digest expected = options.keys->kek_check();
+      if (!check || check->size() != expected.size() ||
+          std::memcmp(check->data(), expected.data(), expected.size()) != 0) {
+        return Status::error(Code::kInvalid,
+                             "the key directory does not belong to " + options.data_dir.string());
+      }
+    }
+  }
+  if (!read_only) ledger->writer_ = std::make_unique<detail::Writer>(*ledger->env_, ledger->keys_);
+  return ledger;
+}
+
+Ledger::~Ledger() { writer_.reset(); }
+
+std::size_t Ledger::map_bytes() const { return env_->map_bytes(); }
+
+void Ledger::inject_commit_failures(int count) {
+  TRAIL_ASSERT(writer_ != nullptr);
+  writer_->inject_commit_failures(count);
+}
+
+Result<std::shared_ptr<const DataKey>> Ledger::data_key_by_id(std::uint32_t key_id) const {
+  if (!keys_) return Status::error(Code::kInvalid, "no key directory: payloads cannot be opened");
+  {
+    std::lock_guard lock{keys_mutex_};
+    if (auto it = by_id_.find(key_id); it != by_id_.end()) return it->second;
+  }
+  TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+  TRAIL_ASSIGN_OR_RETURN(auto record, txn.get(Table::kKeys, as_bytes(detail::key_id_key(key_id))));
+  if (!record) return Status::error(Code::kNotFound, "data key " + std::to_string(key_id) + " is missing");
+  std::string project;
+  WrappedKey wrapped;
+  if (!detail::decode_wrapped(*record, project, wrapped)) {
+    return Status::error(Code::kCorrupt, "data key record " + std::to_string(key_id) + " is malformed");
+  }
+  SecretKey secret;
+  TRAIL_TRY(keys_->unwrap(key_id, project, wrapped, secret));
+  auto key = std::make_shared<const DataKey>(key_id, secret);
+  std::lock_guard lock{keys_mutex_};
+  return by_id_.emplace(key_id, std::move(key)).first->second;
+}
+
+Result<std::shared_ptr<const DataKey>> Ledger::project_key(const std::string& project) {
+  {
+    std::lock_guard lock{keys_mutex_};
+    if (auto it = by_project_.find(project); it != by_project_.end()) return it->second;
+  }
+  std::optional<std::uint32_t> id;
+  {
+    TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+    TRAIL_ASSIGN_OR_RETURN(auto stored,
+                           txn.get(Table::kProjectKeys, as_bytes(detail::project_key(project))));
+    if (stored && stored->size() == 4) id = get_u32_be(stored->data());
+  }
+  if (!id) {  // First use: the writer creates the key in its own transaction.
+    auto created = writer_->submit(detail::KeyJob{project, {}}).get();
+    if (!created.is_ok()) return std::move(created).take_status();
+    id = *created;
+  }
+  TRAIL_ASSIGN_OR_RETURN(auto key, data_key_by_id(*id));
+  std::lock_guard lock{keys_mutex_};
+  by_project_.emplace(project, key);
+  return key;
+}
+
+Status Ledger::seal_all(const std::string& project, const DataKey& key,
+                        std::vector<EventDraft>& drafts, std::vector<SealedEvent>& sealed) const {
+  sealed.resize(drafts.size());
+  std::string scratch;
+  for (std::size_t i = 0; i < drafts.size(); ++i) {
+    EventDraft& d = drafts[i];
+    if (Status s = validate_draft(d); !s.is_ok()) {
+      return Status::error(Code::kInvalid, "event " + std::to_string(i) + ": " + s.detail());
+    }
+    SealedEvent& out = sealed[i];
+    encode_body(project, d, scratch);
+    out.body_mac = key.mac(as_bytes(scratch));
+    out.key_id = key.id();
+    out.cipher = key.cipher();
+    encode_aad(project, d, out.key_id, out.cipher, scratch);
+    key.seal(as_bytes(scratch), as_bytes(d.payload), out.nonce, out.ciphertext);
+    d.payload.clear();
+    d.payload.shrink_to_fit();
+    out.header = std::move(d);
+  }
+  return Status::ok();
+}
+
+std::future<Result<std::vector<Receipt>>> Ledger::append(std::string project,
+                                                         std::vector<EventDraft> drafts) {
+  using Receipts = std::vector<Receipt>;
+  if (!writer_) return ready<Receipts>(Status::error(Code::kBusy, "ledger is open read-only"));
+  if (Status s = validate_project(project); !s.is_ok()) return ready<Receipts>(s);
+  if (drafts.empty()) return ready<Receipts>(Status::error(Code::kInvalid, "batch is empty"));
+  if (drafts.size() > kBatchEventsMax) {
+    return ready<Receipts>(Status::error(
+        Code::kInvalid, "batch of " + std::to_string(drafts.size()) + " events exceeds " +
+                            std::to_string(kBatchEventsMax) + " (kBatchEventsMax)"));
+  }
+  auto key = project_key(project);
+  if (!key.is_ok()) return ready<Receipts>(key.status());
+  detail::AppendJob job;
+  if (Status s = seal_all(project, **key, drafts, job.events); !s.is_ok()) return ready<Receipts>(s);
+  job.project = std::move(project);
+  return writer_->submit(std::move(job));
+}
+
+Result<Head> Ledger::head(std::string_view project) const {
+  TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+  TRAIL_ASSIGN_OR_RETURN(auto stored, txn.get(Table::kHeads, as_bytes(detail::project_key(project))));
+  if (!stored) return Head{};
+  auto decoded = detail::decode_head(*stored);
+  if (!decoded) return Status::error(Code::kCorrupt, "head record is malformed");
+  return Head{decoded->seq, decoded->hash, decoded->server_time_us};
+}
+
+Result<std::vector<std::string>> Ledger::projects() const {
+  TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+  auto cursor = txn.cursor(Table::kHeads);
+  std::vector<std::string> out;
+  TRAIL_ASSIGN_OR_RETURN(bool more, cursor.seek({}));
+  while (more) {
+    const ByteView k = cursor.key();
+    if (k.empty() || k[0] + 1U != k.size()) return Status::error(Code::kCorrupt, "malformed head key");
+    out.emplace_back(as_chars(k.subspan(1)));
+    TRAIL_ASSIGN_OR_RETURN(more, cursor.next());
+  }
+  return out;
+}
+
+Result<StoredEvent> Ledger::read(std::string_view project, std::uint64_t seq) const {
+  TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+  TRAIL_ASSIGN_OR_RETURN(auto stored, txn.get(Table::kEvents, as_bytes(detail::event_key(project, seq))));
+  if (!stored) {
+    return Status::error(Code::kNotFound, "no event " + std::to_string(seq) + " in " + std::string(project));
+  }
+  return StoredEvent{seq, std::string(as_chars(*stored)), leaf_hash(*stored)};
+}
+
+Status Ledger::scan(std::string_view project, std::uint64_t from, std::uint64_t limit,
+                    const std::function<bool(const StoredEvent&)>& visit) const {
+  TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+  auto cursor = txn.cursor(Table::kEvents);
+  TRAIL_ASSIGN_OR_RETURN(bool more, cursor.seek(as_bytes(detail::event_key(project, from))));
+  std::uint64_t count = 0;
+  StoredEvent event;
+  while (more && (limit == 0 || count < limit)) {
+    if (!detail::parse_event_key(cursor.key(), project, event.seq)) break;
+    event.envelope.assign(as_chars(cursor.value()));
+    event.hash = leaf_hash(cursor.value());
+    if (!visit(event)) break;
+    ++count;
+    TRAIL_ASSIGN_OR_RETURN(more, cursor.next());
+  }
+  return Status::ok();
+}
+
+Result<OpenedEvent> Ledger::open_event(const StoredEvent& stored) const {
+  OpenedEvent out;
+  out.hash = stored.hash;
+  TRAIL_TRY(decode_envelope(as_bytes(stored.envelope), out.envelope));
+  TRAIL_ASSIGN_OR_RETURN(auto key, data_key_by_id(out.envelope.key_id));
+  std::string aad;
+  encode_aad(out.envelope.project, out.envelope.header(), out.envelope.key_id,
+             out.envelope.cipher, aad);
+  TRAIL_TRY(key->open(out.envelope.cipher, out.envelope.nonce, as_bytes(aad),
+                      out.envelope.ciphertext, out.payload));
+  return out;
+}
+
+}  // namespace trail::ledger

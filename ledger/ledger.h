@@ -1,0 +1,123 @@
+// The ledger of one data directory: encrypted, hash-chained, append-only event chains, one per
+// project, in LMDB.
+//
+// Appends: any thread calls append(); the caller's thread validates and seals the batch (so
+// sealing runs in parallel), then the writer thread chains, stores and group-commits it. The
+// future resolves only after the commit is durable.
+// Reads: any thread; each call uses its own LMDB read transaction and never blocks the writer.
+//
+// Thread safety: every public method may be called from any thread.
+// Lifetime: destroying the Ledger commits what is queued, then stops the writer.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ledger/data_key.h"
+#include "ledger/envelope.h"
+#include "ledger/key_ring.h"
+#include "ledger/receipt.h"
+#include "ledger/status.h"
+
+namespace trail::ledger {
+
+namespace detail {
+class Env;
+class Writer;
+}  // namespace detail
+
+struct LedgerOptions {
+  std::filesystem::path data_dir;
+  // Without keys the ledger is read-only and cannot open payloads: enough for verification.
+  std::shared_ptr<const KeyRing> keys;
+  bool read_only = false;
+  std::size_t initial_map_bytes = 64U << 20U;
+};
+
+// An event as stored: its envelope bytes (exactly as hashed) and its hash.
+struct StoredEvent {
+  std::uint64_t seq = 0;
+  std::string envelope;
+  Digest hash{};
+};
+
+// An event decoded and, when keys allow, opened.
+struct OpenedEvent {
+  DecodedEnvelope envelope;
+  Digest hash{};
+  std::string payload;  // Plaintext payload bytes.
+};
+
+class Ledger {
+ public:
+  // Initialises an empty data directory bound to `keys` (it records a one-way check of the
+  // KEK, so a wrong key directory is refused at open).
+  // Errors: kConflict when `data_dir` already holds a ledger; kIo on file-system failure.
+  static Status create(const std::filesystem::path& data_dir, const KeyRing& keys,
+                       std::size_t initial_map_bytes = 64U << 20U);
+
+  // Opens an initialised data directory.
+  // Errors: kNotFound when it holds no ledger; kInvalid when `keys` belong to another data
+  //         directory; kCorrupt when the format is unknown; kIo on file-system failure.
+  static Result<std::unique_ptr<Ledger>> open(const LedgerOptions& options);
+
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  // Appends `drafts` to `project` atomically: every new event is appended or none is.
+  // Receipts come in the order of `drafts`. An event whose id is already in the project with
+  // the same body gets the original receipt with duplicate = true and appends nothing.
+  // Errors (through the future): kInvalid for a bad project id, an empty or oversized batch, or
+  //   a draft over a limit (the detail names the event index and field); kConflict when an
+  //   event id is already used with another body; kBusy when the queue is full or the ledger
+  //   is read-only; kFatal once a commit has failed.
+  std::future<Result<std::vector<Receipt>>> append(std::string project,
+                                                   std::vector<EventDraft> drafts);
+
+  // The project's head; seq 0 when it has no events.
+  Result<Head> head(std::string_view project) const;
+  // Projects with at least one event, in key order.
+  Result<std::vector<std::string>> projects() const;
+  // Event `seq` of `project`. Errors: kNotFound.
+  Result<StoredEvent> read(std::string_view project, std::uint64_t seq) const;
+  // Calls `visit` for events from seq `from` on, in order, at most `limit` of them (0: all),
+  // until it returns false. All from one snapshot.
+  Status scan(std::string_view project, std::uint64_t from, std::uint64_t limit,
+              const std::function<bool(const StoredEvent&)>& visit) const;
+  // Decodes `stored` and opens its payload. Errors: kCorrupt when the envelope does not decode
+  //   or the tag fails; kInvalid when this ledger has no keys.
+  Result<OpenedEvent> open_event(const StoredEvent& stored) const;
+
+  // The data key with id `key_id`, unwrapped (cached). Errors: kNotFound, kCorrupt, kInvalid
+  // (no keys).
+  Result<std::shared_ptr<const DataKey>> data_key_by_id(std::uint32_t key_id) const;
+
+  bool has_keys() const { return keys_ != nullptr; }
+  detail::Env& env() const { return *env_; }
+  // Size of the LMDB map now (grows on demand).
+  std::size_t map_bytes() const;
+  // Test seam: the next `count` commits fail as a disk failure would.
+  void inject_commit_failures(int count);
+
+ private:
+  Ledger() = default;
+  Result<std::shared_ptr<const DataKey>> project_key(const std::string& project);
+  Status seal_all(const std::string& project, const DataKey& key, std::vector<EventDraft>& drafts,
+                  std::vector<SealedEvent>& sealed) const;
+
+  std::unique_ptr<detail::Env> env_;
+  std::shared_ptr<const KeyRing> keys_;
+  std::unique_ptr<detail::Writer> writer_;
+  mutable std::mutex keys_mutex_;
+  mutable std::unordered_map<std::string, std::shared_ptr<const DataKey>> by_project_;
+  mutable std::unordered_map<std::uint32_t, std::shared_ptr<const DataKey>> by_id_;
+};
+
+}  // namespace trail::ledger
