@@ -183,7 +183,7 @@ Result<std::vector<std::string>> Ledger::projects() const {
   TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
   auto cursor = txn.cursor(Table::kHeads);
   std::vector<std::string> out;
-  TRAIL_ASSIGN_OR_RETURN(bool more, cursor.seek({}));
+  TRAIL_ASSIGN_OR_RETURN(bool more, cursor.first());
   while (more) {
     const ByteView k = cursor.key();
     if (k.empty() || k[0] + 1U != k.size()) return Status::error(Code::kCorrupt, "malformed head key");

@@ -59,6 +59,7 @@ Result<bool> Cursor::seek(ByteView key) {
   return step(MDB_SET_RANGE);
 }
 
+Result<bool> Cursor::first() { return step(MDB_FIRST); }
 Result<bool> Cursor::next() { return step(MDB_NEXT); }
 Result<bool> Cursor::last() { return step(MDB_LAST); }
 

@@ -58,6 +58,8 @@ class Cursor {
   Cursor& operator=(const Cursor&) = delete;
   // Positions at the first key >= `key`. Returns false when there is none.
   Result<bool> seek(ByteView key);
+  // Positions at the first key. Returns false when the table is empty.
+  Result<bool> first();
   // Advances. Returns false at the end.
   Result<bool> next();
   // Positions at the last key. Returns false when the table is empty.

@@ -1,0 +1,29 @@
+// trailctl's sub-commands. Each returns the process exit code:
+//   0 success; 1 the data says no (tampered chain, rejected input); 2 usage or I/O error.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace trail::tools {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRejected = 1;
+inline constexpr int kExitError = 2;
+
+struct CommonOptions {
+  std::string data_dir = "./var/data";
+  std::string keys_dir = "./var/keys";
+};
+
+int run_init(const CommonOptions& common, const std::string& key_name);
+int run_append(const CommonOptions& common, const std::string& project, std::size_t batch_max);
+int run_verify(const CommonOptions& common, bool use_keys, const std::optional<std::string>& project);
+int run_cat(const CommonOptions& common, const std::string& project, std::uint64_t from,
+            std::uint64_t limit);
+
+// Prints "trailctl: <message>" on stderr and returns kExitError.
+int fail(const std::string& message);
+
+}  // namespace trail::tools

@@ -1,0 +1,82 @@
+// trailctl: the admin and auditor command line of Trail.
+#include <sodium.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "tools/trailctl/commands.h"
+
+namespace trail::tools {
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "trailctl: %s\n", message.c_str());
+  return kExitError;
+}
+
+}  // namespace trail::tools
+
+int main(int argc, char** argv) {
+  using namespace trail::tools;
+  if (sodium_init() < 0) return fail("libsodium failed to initialise");
+  spdlog::set_level(spdlog::level::warn);
+
+  CLI::App app{"trailctl: administer and audit a Trail ledger"};
+  app.require_subcommand(1);
+  CommonOptions common;
+  auto add_dirs = [&](CLI::App* cmd, bool keys) {
+    cmd->add_option("--data", common.data_dir, "data directory")->capture_default_str();
+    if (keys) cmd->add_option("--keys", common.keys_dir, "key directory")->capture_default_str();
+  };
+
+  auto* init = app.add_subcommand("init", "create a key directory and an empty data directory");
+  add_dirs(init, true);
+  std::string key_name;
+  init->add_option("--key-name", key_name, "name of the signing key in signed notes (default: host name)");
+
+  auto* append = app.add_subcommand("append", "append JSON-line events from standard input");
+  add_dirs(append, true);
+  std::string project;
+  append->add_option("--project", project, "project space")->required();
+  std::size_t batch_max = 1000;
+  append->add_option("--batch", batch_max, "lines per batch at most")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+
+  auto* verify = app.add_subcommand("verify", "verify hash chains (and payload tags, with keys)");
+  verify->add_option("--data", common.data_dir, "data directory")->capture_default_str();
+  auto* keys_opt = verify->add_option("--keys", common.keys_dir,
+                                      "key directory: also check every payload's tag");
+  std::string verify_project;
+  verify->add_option("--project", verify_project, "only this project");
+
+  auto* cat = app.add_subcommand("cat", "print a project's events, payloads opened");
+  add_dirs(cat, true);
+  cat->add_option("--project", project, "project space")->required();
+  std::uint64_t from = 1;
+  std::uint64_t limit = 0;
+  cat->add_option("--from", from, "first seq")->capture_default_str();
+  cat->add_option("--limit", limit, "events at most (0: all)")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "trailctl: %s\nRun with --help for usage.\n", e.what());
+    return kExitError;
+  }
+
+  if (init->parsed()) return run_init(common, key_name);
+  if (append->parsed()) return run_append(common, project, batch_max);
+  if (verify->parsed()) {
+    std::optional<std::string> only;
+    if (!verify_project.empty()) only = verify_project;
+    return run_verify(common, keys_opt->count() > 0, only);
+  }
+  if (cat->parsed()) return run_cat(common, project, from, limit);
+  return fail("no command");
+}
