@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake make g++ pkg-config
   libboost1.81-dev libboost-json1.81-dev   # Asio/Beast (server), Boost.JSON (codecs)
-  liblmdb-dev                              # storage engine
+  liblmdb-dev lmdb-utils                   # storage engine (mdb_dump for the independent verifier test)
   libsodium-dev                            # AEAD, key wrapping, Ed25519, Argon2id
   capnproto libcapnp-dev                   # event envelope schema and codec
   libspdlog-dev libfmt-dev                 # structured logging
