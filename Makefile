@@ -21,7 +21,8 @@ build: configure
 
 # Until traild exists (issue 4), `run` initialises ./var if empty, appends the sample events
 # (idempotent: a second run reports them as duplicates) and verifies the chain.
-run: build
+run: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target trailctl
 	@if [ ! -f $(DATA)/data.mdb ]; then $(TRAILCTL) init --data $(DATA) --keys $(KEYS); fi
 	@$(TRAILCTL) append --data $(DATA) --keys $(KEYS) --project demo < scripts/sample-events.jsonl
 	@$(TRAILCTL) verify --data $(DATA) --keys $(KEYS)

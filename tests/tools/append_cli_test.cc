@@ -221,7 +221,7 @@ TEST_F(Trailctl, VerifyAfterAppendIsIntact) {
   ASSERT_EQ(append(lines(1, 10)).exit_code, 0);
   auto r = ctl({"verify"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("intact: 10 events in 1 projects"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("intact: 10 events in 1 project "), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -36,9 +36,9 @@ int run_verify(const CommonOptions& common, bool use_keys,
                 static_cast<unsigned long long>(p.seq), p.reason.c_str());
     return kExitRejected;
   }
-  std::printf("intact: %llu events in %llu projects (%s)\n",
-              static_cast<unsigned long long>(report->events),
-              static_cast<unsigned long long>(report->projects),
+  std::printf("intact: %llu event%s in %llu project%s (%s)\n",
+              static_cast<unsigned long long>(report->events), report->events == 1 ? "" : "s",
+              static_cast<unsigned long long>(report->projects), report->projects == 1 ? "" : "s",
               report->payloads_opened ? "chains and payload tags checked"
                                       : "chains checked; no keys, payload tags not checked");
   return kExitOk;
