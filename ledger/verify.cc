@@ -82,7 +82,8 @@ class ChainVerifier {
       broken_link_ = seq;  // Decided at the next event (or the head).
       link_hash_ = hash;
     }
-    if (seq > 1 && env_.server_time_us < prev_time_us_) {
+    // With the link broken, the time of seq-1 is suspect too: the blame rule decides first.
+    if (seq > 1 && broken_link_ != seq && env_.server_time_us < prev_time_us_) {
       return fail(seq, "server time goes backwards");
     }
     if (ledger_.has_keys()) {

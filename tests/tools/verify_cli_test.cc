@@ -1,0 +1,232 @@
+// trailctl verify, driven as a process as an auditor would: exit 0 and "intact:" on an intact
+// data directory, exit 1 and "TAMPERED project=<p> seq=<n>: ..." once an event's stored bytes
+// change (with and without --keys), exit 2 when the data directory is missing.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ledger/bytes.h"
+#include "ledger/internal/layout.h"
+#include "ledger/internal/lmdb_env.h"
+#include "ledger/status.h"
+#include "tests/support/temp_dir.h"
+
+extern char** environ;  // NOLINT(readability-redundant-declaration): POSIX, for posix_spawn.
+
+namespace trail::testing {
+namespace verify_cli {
+namespace {
+
+struct Outcome {
+  int exit_code = -1;  // 128 + signal number when the process was killed.
+  std::string out;
+  std::string err;
+};
+
+std::string slurp(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Runs `args` (args[0] is the program) with `input` on standard input, waits for it, and
+// returns its exit code and what it wrote. Scratch files go into `scratch`.
+Outcome run_process(const std::vector<std::string>& args, const std::string& input,
+                    const std::filesystem::path& scratch) {
+  Outcome outcome;
+  const std::string in_path = (scratch / "verify-cli.stdin").string();
+  const std::string out_path = (scratch / "verify-cli.stdout").string();
+  const std::string err_path = (scratch / "verify-cli.stderr").string();
+  {
+    std::ofstream in(in_path, std::ios::binary | std::ios::trunc);
+    in << input;
+    if (!in) {
+      ADD_FAILURE() << "cannot write " << in_path;
+      return outcome;
+    }
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, in_path.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  std::vector<std::string> owned = args;
+  std::vector<char*> argv;
+  argv.reserve(owned.size() + 1);
+  for (auto& arg : owned) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int spawned = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) {
+    ADD_FAILURE() << "cannot start " << args[0] << ": " << std::strerror(spawned);
+    return outcome;
+  }
+  int wait_status = 0;
+  pid_t waited = 0;
+  do {
+    waited = ::waitpid(pid, &wait_status, 0);
+  } while (waited < 0 && errno == EINTR);
+  if (waited != pid) {
+    ADD_FAILURE() << "waitpid failed: " << std::strerror(errno);
+    return outcome;
+  }
+  if (WIFEXITED(wait_status)) {
+    outcome.exit_code = WEXITSTATUS(wait_status);
+  } else if (WIFSIGNALED(wait_status)) {
+    outcome.exit_code = 128 + WTERMSIG(wait_status);
+  }
+  outcome.out = slurp(out_path);
+  outcome.err = slurp(err_path);
+  return outcome;
+}
+
+// One case.updated JSON line (see tools/trailctl/event_json.h), with a distinct event id.
+std::string event_line(int n) {
+  char event_id[40];
+  std::snprintf(event_id, sizeof event_id, "5b0e9c1a-3f6d-4c11-9a2e-%012d", n);
+  return std::string(R"({"event_id":")") + event_id +
+         R"(","kind":"case.updated","case_id":"9a41f6e2-1c5b-4d37-8e90-3b7d2c6a5f02",)"
+         R"("actor":"chw-017","device_id":"phone-a3","channel":"mobile-form",)"
+         R"("client_time":"2026-04-05T10:02:11+03:00","fields":{"anc_visits":")" +
+         std::to_string(n) + "\"}}\n";
+}
+
+std::string event_lines(int first, int count) {
+  std::string lines;
+  for (int n = first; n < first + count; ++n) lines += event_line(n);
+  return lines;
+}
+
+constexpr std::string_view kProject = "clinic-a";
+constexpr std::string_view kOtherProject = "ward-7";
+constexpr int kEvents = 5;
+
+class TrailctlVerify : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const Outcome init = trailctl({"init", "--data", data(), "--keys", keys(), "--key-name", "t"});
+    ASSERT_EQ(init.exit_code, 0) << init.err;
+    ASSERT_NO_FATAL_FAILURE(append(kProject, event_lines(1, kEvents)));
+    ASSERT_NO_FATAL_FAILURE(append(kOtherProject, event_lines(100, 3)));
+  }
+
+  std::string data() const { return (dir_ / "data").string(); }
+  std::string keys() const { return (dir_ / "keys").string(); }
+
+  Outcome trailctl(std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(), TRAILCTL_PATH);
+    return run_process(args, input, dir_.path());
+  }
+
+  void append(std::string_view project, const std::string& lines) {
+    const Outcome appended = trailctl(
+        {"append", "--data", data(), "--keys", keys(), "--project", std::string(project)}, lines);
+    ASSERT_EQ(appended.exit_code, 0) << appended.err;
+  }
+
+  // Flips one byte of the actor text stored in event `seq` of `project`, in this process,
+  // directly in LMDB (no trailctl is running, so the environment is not open elsewhere).
+  void flip_actor_byte(std::string_view project, std::uint64_t seq) {
+    auto env = ledger::detail::Env::open(data(), {});
+    ASSERT_TRUE(env.is_ok()) << env.status().to_string();
+    auto txn = (*env)->begin_write();
+    ASSERT_TRUE(txn.is_ok()) << txn.status().to_string();
+    const std::string key = ledger::detail::event_key(project, seq);
+    auto stored = txn->get(ledger::detail::Table::kEvents, as_bytes(key));
+    ASSERT_TRUE(stored.is_ok()) << stored.status().to_string();
+    ASSERT_TRUE(stored->has_value()) << "no event " << seq;
+    std::string bytes(as_chars(**stored));
+    const std::size_t at = bytes.find("chw-017");
+    ASSERT_NE(at, std::string::npos);
+    bytes[at] = static_cast<char>(static_cast<unsigned char>(bytes[at]) ^ 0x01U);
+    const Status put = txn->put(ledger::detail::Table::kEvents, as_bytes(key), as_bytes(bytes));
+    ASSERT_TRUE(put.is_ok()) << put.to_string();
+    const Status committed = txn->commit();
+    ASSERT_TRUE(committed.is_ok()) << committed.to_string();
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(TrailctlVerify, IntactDataDirExitsZeroAndSaysIntact) {
+  for (const bool with_keys : {false, true}) {
+    SCOPED_TRACE(with_keys ? "with --keys" : "without --keys");
+    std::vector<std::string> args = {"verify", "--data", data()};
+    if (with_keys) args.insert(args.end(), {"--keys", keys()});
+    const Outcome verified = trailctl(args);
+    EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+    EXPECT_TRUE(verified.out.starts_with("intact: " + std::to_string(kEvents + 3) +
+                                         " events in 2 projects"))
+        << verified.out;
+  }
+}
+
+TEST_F(TrailctlVerify, TamperedEventExitsOneAndNamesItsProjectAndSeq) {
+  ASSERT_NO_FATAL_FAILURE(flip_actor_byte(kProject, 3));
+  for (const bool with_keys : {false, true}) {
+    SCOPED_TRACE(with_keys ? "with --keys" : "without --keys");
+    std::vector<std::string> args = {"verify", "--data", data()};
+    if (with_keys) args.insert(args.end(), {"--keys", keys()});
+    const Outcome verified = trailctl(args);
+    EXPECT_EQ(verified.exit_code, 1) << verified.out << verified.err;
+    EXPECT_TRUE(verified.out.starts_with("TAMPERED project=clinic-a seq=3: ")) << verified.out;
+  }
+}
+
+TEST_F(TrailctlVerify, TamperedLastEventIsNamed) {
+  ASSERT_NO_FATAL_FAILURE(flip_actor_byte(kProject, kEvents));
+  for (const bool with_keys : {false, true}) {
+    SCOPED_TRACE(with_keys ? "with --keys" : "without --keys");
+    std::vector<std::string> args = {"verify", "--data", data()};
+    if (with_keys) args.insert(args.end(), {"--keys", keys()});
+    const Outcome verified = trailctl(args);
+    EXPECT_EQ(verified.exit_code, 1) << verified.out << verified.err;
+    EXPECT_TRUE(verified.out.starts_with("TAMPERED project=clinic-a seq=" +
+                                         std::to_string(kEvents) + ": "))
+        << verified.out;
+  }
+}
+
+TEST_F(TrailctlVerify, OnlyTheNamedProjectIsCheckedWithProject) {
+  ASSERT_NO_FATAL_FAILURE(flip_actor_byte(kProject, 2));
+  const Outcome other = trailctl({"verify", "--data", data(), "--keys", keys(), "--project",
+                                  std::string(kOtherProject)});
+  EXPECT_EQ(other.exit_code, 0) << other.out << other.err;
+  EXPECT_TRUE(other.out.starts_with("intact: 3 events in 1 project")) << other.out;
+  const Outcome tampered = trailctl({"verify", "--data", data(), "--keys", keys(), "--project",
+                                     std::string(kProject)});
+  EXPECT_EQ(tampered.exit_code, 1) << tampered.out << tampered.err;
+  EXPECT_TRUE(tampered.out.starts_with("TAMPERED project=clinic-a seq=2: ")) << tampered.out;
+}
+
+TEST_F(TrailctlVerify, MissingDataDirExitsTwo) {
+  std::vector<std::string> missing = {(dir_ / "nonexistent").string()};
+  std::error_code ec;
+  if (!std::filesystem::exists("/nonexistent", ec) && !ec) missing.emplace_back("/nonexistent");
+  for (const auto& path : missing) {
+    SCOPED_TRACE(path);
+    const Outcome verified = trailctl({"verify", "--data", path});
+    EXPECT_EQ(verified.exit_code, 2) << verified.out << verified.err;
+    EXPECT_TRUE(verified.err.starts_with("trailctl: ")) << verified.err;
+    EXPECT_EQ(verified.out.find("intact"), std::string::npos) << verified.out;
+  }
+}
+
+}  // namespace
+}  // namespace verify_cli
+}  // namespace trail::testing
