@@ -22,24 +22,31 @@ DataKey::DataKey(std::uint32_t id, const SecretKey& key)
   }
 }
 
+std::size_t DataKey::nonce_bytes() const {
+  return cipher_ == schema::Cipher::AES256GCM ? crypto_aead_aes256gcm_NPUBBYTES
+                                              : crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+}
+
 void DataKey::seal(ByteView aad, ByteView plain, std::string& nonce, std::string& sealed) const {
+  nonce.resize(nonce_bytes());
+  randombytes_buf(nonce.data(), nonce.size());
+  seal_with_nonce(aad, plain, as_bytes(nonce), sealed);
+}
+
+void DataKey::seal_with_nonce(ByteView aad, ByteView plain, ByteView nonce,
+                              std::string& sealed) const {
+  TRAIL_ASSERT(nonce.size() == nonce_bytes());
   sealed.resize(plain.size() + kAeadTagBytes);
   unsigned long long sealed_size = 0;
   auto* out = reinterpret_cast<unsigned char*>(sealed.data());
   if (cipher_ == schema::Cipher::AES256GCM) {
-    nonce.resize(crypto_aead_aes256gcm_NPUBBYTES);
-    auto* n = reinterpret_cast<unsigned char*>(nonce.data());
-    randombytes_buf(n, nonce.size());
     TRAIL_ASSERT(crypto_aead_aes256gcm_encrypt_afternm(out, &sealed_size, plain.data(),
                                                        plain.size(), aad.data(), aad.size(),
-                                                       nullptr, n, &aes_state_) == 0);
+                                                       nullptr, nonce.data(), &aes_state_) == 0);
   } else {
-    nonce.resize(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-    auto* n = reinterpret_cast<unsigned char*>(nonce.data());
-    randombytes_buf(n, nonce.size());
     TRAIL_ASSERT(crypto_aead_xchacha20poly1305_ietf_encrypt(out, &sealed_size, plain.data(),
                                                             plain.size(), aad.data(), aad.size(),
-                                                            nullptr, n, key_.data()) == 0);
+                                                            nullptr, nonce.data(), key_.data()) == 0);
   }
   TRAIL_ASSERT(sealed_size == sealed.size());
 }
@@ -82,6 +89,17 @@ Status DataKey::open(schema::Cipher cipher, ByteView nonce, ByteView aad, ByteVi
   }
   TRAIL_ASSERT(plain_size == plain.size());
   return Status::ok();
+}
+
+Digest DataKey::mac(std::initializer_list<ByteView> parts) const {
+  crypto_generichash_state state;
+  TRAIL_ASSERT(crypto_generichash_init(&state, mac_key_.data(), mac_key_.size(), 32) == 0);
+  for (const ByteView part : parts) {
+    TRAIL_ASSERT(crypto_generichash_update(&state, part.data(), part.size()) == 0);
+  }
+  Digest out{};
+  TRAIL_ASSERT(crypto_generichash_final(&state, out.data(), out.size()) == 0);
+  return out;
 }
 
 Digest DataKey::mac(ByteView data) const {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 #include <sodium.h>
@@ -29,9 +30,14 @@ class DataKey {
   // The cipher seal() uses on this machine.
   schema::Cipher cipher() const { return cipher_; }
 
+  // Bytes of nonce that seal() takes: 12 for AES-256-GCM, 24 for XChaCha20-Poly1305.
+  std::size_t nonce_bytes() const;
+
   // Seals `plain` with associated data `aad` under a fresh random nonce.
   // On return `nonce` holds the nonce and `sealed` the ciphertext with its tag.
   void seal(ByteView aad, ByteView plain, std::string& nonce, std::string& sealed) const;
+  // As above with a nonce the caller drew (nonce_bytes() long, never used before with this key).
+  void seal_with_nonce(ByteView aad, ByteView plain, ByteView nonce, std::string& sealed) const;
 
   // Opens what seal() made. Errors: kCorrupt when the tag fails (altered ciphertext, nonce or
   // associated data, or another key); kInvalid when the nonce has the wrong size or the cipher
@@ -42,6 +48,8 @@ class DataKey {
   // Keyed BLAKE2b-256 of `data` under a subkey of this key: the body fingerprint that the
   // idempotency index compares, which reveals nothing about the body without the key.
   Digest mac(ByteView data) const;
+  // The same over the concatenation of `parts`, without concatenating them.
+  Digest mac(std::initializer_list<ByteView> parts) const;
 
  private:
   std::uint32_t id_;

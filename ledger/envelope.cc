@@ -4,6 +4,7 @@
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
+#include <kj/io.h>
 #include <kj/exception.h>
 
 namespace trail::ledger {
@@ -139,39 +140,50 @@ Status validate_draft(const EventDraft& draft) {
   return Status::ok();
 }
 
-void encode_header(std::string_view project, const EventDraft& d, std::string& out) {
+namespace {
+
+// Appends the header of `e`: an EventDraft or a DecodedEnvelope (same member names).
+template <typename E>
+void append_header(std::string_view project, const E& e, std::string& out) {
   TRAIL_ASSERT(project.size() <= kProjectBytesMax);
-  TRAIL_ASSERT(d.actor.size() <= kActorBytesMax && d.device_id.size() <= kDeviceIdBytesMax);
-  out.clear();
+  TRAIL_ASSERT(e.actor.size() <= kActorBytesMax && e.device_id.size() <= kDeviceIdBytesMax);
   put_u8(out, static_cast<std::uint8_t>(project.size()));
   out.append(project);
-  put_bytes(out, d.event_id);
-  put_u16(out, static_cast<std::uint16_t>(d.kind));
-  put_u8(out, static_cast<std::uint8_t>(d.channel));
-  put_u16(out, static_cast<std::uint16_t>(d.actor.size()));
-  out.append(d.actor);
-  put_u16(out, static_cast<std::uint16_t>(d.device_id.size()));
-  out.append(d.device_id);
-  put_optional_id(out, d.via);
-  put_u64(out, static_cast<std::uint64_t>(d.client_time_us));
-  put_optional_id(out, d.subject);
+  put_bytes(out, e.event_id);
+  put_u16(out, static_cast<std::uint16_t>(e.kind));
+  put_u8(out, static_cast<std::uint8_t>(e.channel));
+  put_u16(out, static_cast<std::uint16_t>(e.actor.size()));
+  out.append(e.actor);
+  put_u16(out, static_cast<std::uint16_t>(e.device_id.size()));
+  out.append(e.device_id);
+  put_optional_id(out, e.via);
+  put_u64(out, static_cast<std::uint64_t>(e.client_time_us));
+  put_optional_id(out, e.subject);
+}
+
+}  // namespace
+
+void encode_header(std::string_view project, const EventDraft& d, std::string& out) {
+  out.clear();
+  append_header(project, d, out);
+}
+
+void encode_body_prefix(std::string_view header, std::size_t payload_size, std::string& out) {
+  out.clear();
+  out.append(kBodyLabel);
+  out.append(header);
+  put_u64(out, payload_size);
 }
 
 void encode_body(std::string_view project, const EventDraft& draft, std::string& out) {
   std::string header;
   encode_header(project, draft, header);
-  out.clear();
-  out.reserve(kBodyLabel.size() + header.size() + 8 + draft.payload.size());
-  out.append(kBodyLabel);
-  out.append(header);
-  put_u64(out, draft.payload.size());
+  encode_body_prefix(header, draft.payload.size(), out);
   out.append(draft.payload);
 }
 
-void encode_aad(std::string_view project, const EventDraft& draft, std::uint32_t key_id,
-                schema::Cipher cipher, std::string& out) {
-  std::string header;
-  encode_header(project, draft, header);
+void encode_aad_from_header(std::string_view header, std::uint32_t key_id, schema::Cipher cipher,
+                            std::string& out) {
   out.clear();
   out.append(kAadLabel);
   out.append(header);
@@ -179,18 +191,43 @@ void encode_aad(std::string_view project, const EventDraft& draft, std::uint32_t
   put_u8(out, static_cast<std::uint8_t>(cipher));
 }
 
-kj::Array<capnp::word> encode_envelope(std::string_view project, std::uint64_t seq,
-                                       const Digest& prev_hash, TimeUs server_time_us,
-                                       const SealedEvent& event) {
-  TRAIL_ASSERT(seq >= 1);
-  TRAIL_ASSERT(event.header.payload.empty());
+void encode_aad(std::string_view project, const EventDraft& draft, std::uint32_t key_id,
+                schema::Cipher cipher, std::string& out) {
+  out.clear();
+  out.append(kAadLabel);
+  append_header(project, draft, out);
+  put_u32(out, key_id);
+  put_u8(out, static_cast<std::uint8_t>(cipher));
+}
+
+void encode_aad(const DecodedEnvelope& envelope, std::string& out) {
+  out.clear();
+  out.append(kAadLabel);
+  append_header(envelope.project, envelope, out);
+  put_u32(out, envelope.key_id);
+  put_u8(out, static_cast<std::uint8_t>(envelope.cipher));
+}
+
+namespace {
+
+unsigned first_segment_words(std::string_view project, const SealedEvent& event) {
   const EventDraft& h = event.header;
   // One segment large enough for everything, so the stored message is a single segment.
   const std::size_t estimate = 256 + project.size() + h.actor.size() + h.device_id.size() +
                                event.nonce.size() + event.ciphertext.size();
-  capnp::MallocMessageBuilder message(static_cast<unsigned>(estimate / sizeof(capnp::word) + 8),
-                                      capnp::AllocationStrategy::FIXED_SIZE);
-  auto env = message.initRoot<schema::Envelope>();
+  return static_cast<unsigned>(estimate / sizeof(capnp::word) + 8);
+}
+
+}  // namespace
+
+EnvelopeWriter::EnvelopeWriter(std::string_view project, std::uint64_t seq,
+                               const Digest& prev_hash, TimeUs server_time_us,
+                               const SealedEvent& event)
+    : message_(first_segment_words(project, event), capnp::AllocationStrategy::FIXED_SIZE) {
+  TRAIL_ASSERT(seq >= 1);
+  TRAIL_ASSERT(event.header.payload.empty());
+  const EventDraft& h = event.header;
+  auto env = message_.initRoot<schema::Envelope>();
   env.setProject(capnp::Text::Reader(project.data(), project.size()));
   env.setSeq(seq);
   env.setPrevHash(data_of(prev_hash));
@@ -207,8 +244,23 @@ kj::Array<capnp::word> encode_envelope(std::string_view project, std::uint64_t s
   env.setCipher(event.cipher);
   env.setNonce(data_of(as_bytes(event.nonce)));
   env.setCiphertext(data_of(as_bytes(event.ciphertext)));
-  TRAIL_DEBUG_ASSERT(message.getSegmentsForOutput().size() == 1);
-  return capnp::messageToFlatArray(message);
+  TRAIL_DEBUG_ASSERT(message_.getSegmentsForOutput().size() == 1);
+  size_bytes_ = capnp::computeSerializedSizeInWords(message_) * sizeof(capnp::word);
+}
+
+void EnvelopeWriter::write_to(std::uint8_t* out) {
+  kj::ArrayOutputStream stream(kj::arrayPtr(reinterpret_cast<kj::byte*>(out), size_bytes_));
+  capnp::writeMessage(stream, message_);
+  TRAIL_ASSERT(stream.getArray().size() == size_bytes_);
+}
+
+kj::Array<capnp::word> encode_envelope(std::string_view project, std::uint64_t seq,
+                                       const Digest& prev_hash, TimeUs server_time_us,
+                                       const SealedEvent& event) {
+  EnvelopeWriter writer(project, seq, prev_hash, server_time_us, event);
+  auto words = kj::heapArray<capnp::word>(writer.size_bytes() / sizeof(capnp::word));
+  writer.write_to(reinterpret_cast<std::uint8_t*>(words.begin()));
+  return words;
 }
 
 EventDraft DecodedEnvelope::header() const {

@@ -12,6 +12,7 @@
 
 #include <kj/array.h>
 #include <capnp/common.h>
+#include <capnp/message.h>
 
 #include "ledger/bytes.h"
 #include "ledger/clock.h"
@@ -62,13 +63,33 @@ Status validate_draft(const EventDraft& draft);
 // The event header: every envelope field the client chose, in the fixed layout FORMAT.md
 // gives. `out` is replaced.
 void encode_header(std::string_view project, const EventDraft& draft, std::string& out);
-// What idempotency fingerprints: header || payload.
+// What idempotency fingerprints: "trail/body/v1" || header || u64 payload size || payload.
 void encode_body(std::string_view project, const EventDraft& draft, std::string& out);
+// The body without its payload, for fingerprinting the payload in place.
+void encode_body_prefix(std::string_view header, std::size_t payload_size, std::string& out);
 // The AEAD associated data: "trail/event/v1" || header || key id || cipher.
 void encode_aad(std::string_view project, const EventDraft& draft, std::uint32_t key_id,
                 schema::Cipher cipher, std::string& out);
+void encode_aad_from_header(std::string_view header, std::uint32_t key_id, schema::Cipher cipher,
+                            std::string& out);
 
-// The stored envelope of `event` as event `seq` of `project`.
+// Builds the stored envelope of `event` as event `seq` of `project`, so that it can be written
+// straight into its destination (e.g. memory LMDB reserved).
+class EnvelopeWriter {
+ public:
+  EnvelopeWriter(std::string_view project, std::uint64_t seq, const Digest& prev_hash,
+                 TimeUs server_time_us, const SealedEvent& event);
+  // Bytes write_to() writes: the whole serialised message, segment table included.
+  std::size_t size_bytes() const { return size_bytes_; }
+  // Writes exactly size_bytes() bytes to `out` (any alignment).
+  void write_to(std::uint8_t* out);
+
+ private:
+  capnp::MallocMessageBuilder message_;
+  std::size_t size_bytes_ = 0;
+};
+
+// The stored envelope of `event` as event `seq` of `project`, as one array.
 kj::Array<capnp::word> encode_envelope(std::string_view project, std::uint64_t seq,
                                        const Digest& prev_hash, TimeUs server_time_us,
                                        const SealedEvent& event);
@@ -98,6 +119,9 @@ struct DecodedEnvelope {
 
   kj::Array<capnp::word> buffer_;  // Word-aligned copy of the stored bytes.
 };
+
+// The associated data a decoded envelope's payload was sealed with.
+void encode_aad(const DecodedEnvelope& envelope, std::string& out);
 
 // Decodes untrusted envelope bytes into `out` (reusing its buffer when large enough).
 // Errors: kCorrupt when the bytes are not a well-formed envelope: bad Cap'n Proto framing,

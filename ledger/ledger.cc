@@ -130,20 +130,34 @@ Result<std::shared_ptr<const DataKey>> Ledger::project_key(const std::string& pr
 
 Status Ledger::seal_all(const std::string& project, const DataKey& key,
                         std::vector<EventDraft>& drafts, std::vector<SealedEvent>& sealed) const {
+  for (std::size_t i = 0; i < drafts.size(); ++i) {
+    if (Status s = validate_draft(drafts[i]); !s.is_ok()) {
+      return Status::error(Code::kInvalid, "event " + std::to_string(i) + ": " + s.detail());
+    }
+  }
+  // One system call draws a seed; ChaCha20 expands it into every nonce of the batch.
+  const std::size_t nonce_bytes = key.nonce_bytes();
+  std::string nonces(drafts.size() * nonce_bytes, '\0');
+  unsigned char seed[randombytes_SEEDBYTES];
+  randombytes_buf(seed, sizeof seed);
+  randombytes_buf_deterministic(nonces.data(), nonces.size(), seed);
+  sodium_memzero(seed, sizeof seed);
+
   sealed.resize(drafts.size());
+  std::string header;
   std::string scratch;
   for (std::size_t i = 0; i < drafts.size(); ++i) {
     EventDraft& d = drafts[i];
-    if (Status s = validate_draft(d); !s.is_ok()) {
-      return Status::error(Code::kInvalid, "event " + std::to_string(i) + ": " + s.detail());
-    }
     SealedEvent& out = sealed[i];
-    encode_body(project, d, scratch);
-    out.body_mac = key.mac(as_bytes(scratch));
+    encode_header(project, d, header);
+    encode_body_prefix(header, d.payload.size(), scratch);
+    out.body_mac = key.mac({as_bytes(scratch), as_bytes(d.payload)});
     out.key_id = key.id();
     out.cipher = key.cipher();
-    encode_aad(project, d, out.key_id, out.cipher, scratch);
-    key.seal(as_bytes(scratch), as_bytes(d.payload), out.nonce, out.ciphertext);
+    encode_aad_from_header(header, out.key_id, out.cipher, scratch);
+    out.nonce.assign(nonces, i * nonce_bytes, nonce_bytes);
+    key.seal_with_nonce(as_bytes(scratch), as_bytes(d.payload), as_bytes(out.nonce),
+                        out.ciphertext);
     d.payload.clear();
     d.payload.shrink_to_fit();
     out.header = std::move(d);
@@ -226,8 +240,7 @@ Result<OpenedEvent> Ledger::open_event(const StoredEvent& stored) const {
   TRAIL_TRY(decode_envelope(as_bytes(stored.envelope), out.envelope));
   TRAIL_ASSIGN_OR_RETURN(auto key, data_key_by_id(out.envelope.key_id));
   std::string aad;
-  encode_aad(out.envelope.project, out.envelope.header(), out.envelope.key_id,
-             out.envelope.cipher, aad);
+  encode_aad(out.envelope, aad);
   TRAIL_TRY(key->open(out.envelope.cipher, out.envelope.nonce, as_bytes(aad),
                       out.envelope.ciphertext, out.payload));
   return out;

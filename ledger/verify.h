@@ -1,6 +1,6 @@
 // Verification of stored chains: the check an auditor runs on a data directory.
 //
-// For every project (or one), in chain order: every envelope decodes; its stored key, its own
+// For every project that has a head record or any event (or one), in chain order: every envelope decodes; its stored key, its own
 // seq and its project agree; seq is dense from 1; prevHash of seq 1 is zero and of every other
 // event equals the hash of the one before; server time never decreases; the last event's hash
 // and seq equal the head record; and, when the ledger has keys, every payload's AEAD tag
@@ -31,6 +31,8 @@ struct VerifyReport {
   std::uint64_t events = 0;    // Events checked.
   std::uint64_t projects = 0;  // Chains checked.
   bool payloads_opened = false;
+  // Payloads whose cipher this CPU cannot run (AES-256-GCM without AES-NI): not checked.
+  std::uint64_t payloads_unchecked = 0;
   std::optional<VerifyProblem> problem;  // Empty: every chain is intact.
 };
 

@@ -111,7 +111,18 @@ Status WriteTxn::put(Table table, ByteView key, ByteView value, bool no_overwrit
   MDB_val k = val_of(key);
   MDB_val v = val_of(value);
   const int rc = mdb_put(txn_, env_->dbi(table), &k, &v, no_overwrite ? MDB_NOOVERWRITE : 0U);
+  if (rc == MDB_SUCCESS) return Status::ok();
   return lmdb_status(rc, std::string("put into ") + table_name(table));
+}
+
+Result<std::optional<ByteView>> WriteTxn::insert(Table table, ByteView key, ByteView value) {
+  TRAIL_ASSERT(txn_ != nullptr);
+  MDB_val k = val_of(key);
+  MDB_val v = val_of(value);
+  const int rc = mdb_put(txn_, env_->dbi(table), &k, &v, MDB_NOOVERWRITE);
+  if (rc == MDB_SUCCESS) return std::optional<ByteView>{};
+  if (rc == MDB_KEYEXIST) return std::optional<ByteView>{view_of(v)};  // LMDB returns it.
+  return lmdb_status(rc, std::string("insert into ") + table_name(table));
 }
 
 Result<std::uint8_t*> WriteTxn::reserve(Table table, ByteView key, std::size_t size) {
@@ -128,6 +139,7 @@ Status WriteTxn::del(Table table, ByteView key) {
   TRAIL_ASSERT(txn_ != nullptr);
   MDB_val k = val_of(key);
   const int rc = mdb_del(txn_, env_->dbi(table), &k, nullptr);
+  if (rc == MDB_SUCCESS) return Status::ok();
   return lmdb_status(rc, std::string("delete from ") + table_name(table));
 }
 

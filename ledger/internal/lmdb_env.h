@@ -101,6 +101,9 @@ class WriteTxn {
   // Errors: kConflict when `no_overwrite` and the key exists; kBusy for MDB_MAP_FULL (grow
   //         and retry); kFatal for anything else.
   Status put(Table table, ByteView key, ByteView value, bool no_overwrite = false);
+  // Puts `value` unless `key` is present. Returns nothing when it was put, else the present
+  // value (valid until the next write). Errors as put().
+  Result<std::optional<ByteView>> insert(Table table, ByteView key, ByteView value);
   // Reserves `size` bytes for `key` and returns where to write them (valid until the next
   // write in this transaction). Errors as put().
   Result<std::uint8_t*> reserve(Table table, ByteView key, std::size_t size);

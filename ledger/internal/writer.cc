@@ -33,8 +33,16 @@ struct Writer::Drain {
   }
 };
 
+struct Writer::Completion {
+  std::vector<Job> jobs;
+  std::vector<std::variant<std::vector<Receipt>, std::uint32_t, Status>> results;
+};
+
 Writer::Writer(Env& env, std::shared_ptr<const KeyRing> keys)
-    : env_{env}, keys_{std::move(keys)}, thread_{[this] { run(); }} {}
+    : env_{env},
+      keys_{std::move(keys)},
+      completion_thread_{[this] { complete(); }},
+      thread_{[this] { run(); }} {}
 
 Writer::~Writer() {
   {
@@ -42,7 +50,43 @@ Writer::~Writer() {
     stopping_ = true;
   }
   wake_.notify_one();
-  thread_.join();
+  thread_.join();  // Everything queued is committed and handed to the completion thread.
+  {
+    std::lock_guard lock{completion_mutex_};
+    completion_stopping_ = true;
+  }
+  completion_wake_.notify_one();
+  completion_thread_.join();
+}
+
+void Writer::complete() {
+  for (;;) {
+    std::unique_ptr<Completion> done;
+    {
+      std::unique_lock lock{completion_mutex_};
+      completion_wake_.wait(lock, [this] { return completion_stopping_ || !completions_.empty(); });
+      if (completions_.empty()) return;
+      done = std::move(completions_.front());
+      completions_.pop_front();
+    }
+    for (std::size_t i = 0; i < done->jobs.size(); ++i) {
+      auto& result = done->results[i];
+      if (auto* append = std::get_if<AppendJob>(&done->jobs[i])) {
+        if (auto* receipts = std::get_if<std::vector<Receipt>>(&result)) {
+          append->done.set_value(std::move(*receipts));
+        } else {
+          append->done.set_value(std::get<Status>(result));
+        }
+      } else {
+        auto& key = std::get<KeyJob>(done->jobs[i]);
+        if (auto* id = std::get_if<std::uint32_t>(&result)) {
+          key.done.set_value(*id);
+        } else {
+          key.done.set_value(std::get<Status>(result));
+        }
+      }
+    }
+  }
 }
 
 std::future<Result<std::vector<Receipt>>> Writer::submit(AppendJob job) {
@@ -142,24 +186,16 @@ void Writer::process(std::vector<Job>& jobs) {
         status = txn->commit();
       }
     }
-    if (status.is_ok()) {
-      for (std::size_t i = 0; i < jobs.size(); ++i) {
-        auto& result = drain.results[i];
-        if (auto* append = std::get_if<AppendJob>(&jobs[i])) {
-          if (auto* receipts = std::get_if<std::vector<Receipt>>(&result)) {
-            append->done.set_value(std::move(*receipts));
-          } else {
-            append->done.set_value(std::get<Status>(result));
-          }
-        } else {
-          auto& key = std::get<KeyJob>(jobs[i]);
-          if (auto* id = std::get_if<std::uint32_t>(&result)) {
-            key.done.set_value(*id);
-          } else {
-            key.done.set_value(std::get<Status>(result));
-          }
-        }
+    if (status.is_ok()) {  // Durable: hand the outcomes over to be resolved.
+      auto done = std::make_unique<Completion>();
+      done->jobs = std::move(jobs);
+      done->results = std::move(drain.results);
+      jobs.clear();
+      {
+        std::lock_guard lock{completion_mutex_};
+        completions_.push_back(std::move(done));
       }
+      completion_wake_.notify_one();
       return;
     }
     if (txn.is_ok()) txn->abort();
@@ -202,59 +238,76 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
   TRAIL_ASSERT(job.events.size() <= kBatchEventsMax);
   TRAIL_ASSIGN_OR_RETURN(HeadRecord* head, drain.head(txn, job.project));
 
-  // Phase 1: decide each event's fate without writing, so a rejected batch writes nothing.
-  // plan[i]: -1 new; -2 duplicate of a stored event (stored_seq[i]); j >= 0 duplicate of event
-  // j earlier in this batch.
+  // Phase 1: claim each new event id in the index (one B-tree descent per event: the insert
+  // itself reports an id that is already there). plan[i]: -1 new (seq[i] assigned); -2
+  // duplicate of a stored event (seq[i]); j >= 0 duplicate of event j earlier in this batch.
+  // A conflict un-claims this batch's ids, so a rejected batch leaves nothing behind.
   const std::size_t n = job.events.size();
   std::vector<std::int64_t> plan(n, -1);
-  std::vector<std::uint64_t> stored_seq(n, 0);
+  std::vector<std::uint64_t> seq(n, 0);
+  std::vector<std::size_t> claimed;
+  claimed.reserve(n);
   std::unordered_map<std::string_view, std::size_t> in_batch;
   in_batch.reserve(n);
+  std::uint64_t next_seq = head->seq + 1;
   for (std::size_t i = 0; i < n; ++i) {
     const SealedEvent& ev = job.events[i];
     const std::string_view id_view = as_chars(ev.header.event_id);
+    std::string conflict;
     if (auto [it, fresh] = in_batch.emplace(id_view, i); !fresh) {
-      if (std::memcmp(job.events[it->second].body_mac.data(), ev.body_mac.data(), 32) != 0) {
-        drain.results[index] = Status::error(
-            Code::kConflict, "event_id " + format_uuid(ev.header.event_id) +
-                                 " appears twice in the batch with different bodies");
-        return Status::ok();
+      if (job.events[it->second].body_mac == ev.body_mac) {
+        plan[i] = static_cast<std::int64_t>(it->second);
+        continue;
       }
-      plan[i] = static_cast<std::int64_t>(it->second);
-      continue;
+      conflict = "event_id " + format_uuid(ev.header.event_id) +
+                 " appears twice in the batch with different bodies";
+    } else {
+      std::uint8_t id_value[kEventIdValueBytes];
+      put_u64_be(id_value, next_seq);
+      std::memcpy(id_value + 8, ev.body_mac.data(), 32);
+      TRAIL_ASSIGN_OR_RETURN(auto present,
+                             txn.insert(Table::kEventIds,
+                                        as_bytes(event_id_key(job.project, ev.header.event_id)),
+                                        id_value));
+      if (!present) {
+        seq[i] = next_seq++;
+        claimed.push_back(i);
+        continue;
+      }
+      if (present->size() != kEventIdValueBytes) {
+        return Status::error(Code::kCorrupt, "event id index entry is malformed");
+      }
+      const std::uint64_t stored_seq = get_u64_be(present->data());
+      if (std::memcmp(present->data() + 8, ev.body_mac.data(), 32) == 0) {
+        plan[i] = -2;
+        seq[i] = stored_seq;
+        continue;
+      }
+      conflict = "event_id " + format_uuid(ev.header.event_id) +
+                 " was already appended with a different body (seq " +
+                 std::to_string(stored_seq) + ")";
     }
-    TRAIL_ASSIGN_OR_RETURN(auto stored,
-                           txn.get(Table::kEventIds,
-                                   as_bytes(event_id_key(job.project, ev.header.event_id))));
-    if (!stored) continue;
-    if (stored->size() != kEventIdValueBytes) {
-      return Status::error(Code::kCorrupt, "event id index entry is malformed");
+    for (const std::size_t c : claimed) {
+      TRAIL_TRY(txn.del(Table::kEventIds,
+                        as_bytes(event_id_key(job.project, job.events[c].header.event_id))));
     }
-    if (std::memcmp(stored->data() + 8, ev.body_mac.data(), 32) != 0) {
-      drain.results[index] = Status::error(
-          Code::kConflict, "event_id " + format_uuid(ev.header.event_id) +
-                               " was already appended with a different body (seq " +
-                               std::to_string(get_u64_be(stored->data())) + ")");
-      return Status::ok();
-    }
-    plan[i] = -2;
-    stored_seq[i] = get_u64_be(stored->data());
+    drain.results[index] = Status::error(Code::kConflict, std::move(conflict));
+    return Status::ok();
   }
 
-  // Phase 2: chain and write the new events.
+  // Phase 2: chain and write the new events, each envelope serialised straight into LMDB.
   std::vector<Receipt> receipts(n);
   const TimeUs server_time = std::max(drain.now_us, head->server_time_us);
-  bool wrote = false;
   for (std::size_t i = 0; i < n; ++i) {
     SealedEvent& ev = job.events[i];
     if (plan[i] == -2) {
       TRAIL_ASSIGN_OR_RETURN(auto envelope,
-                             txn.get(Table::kEvents, as_bytes(event_key(job.project, stored_seq[i]))));
+                             txn.get(Table::kEvents, as_bytes(event_key(job.project, seq[i]))));
       if (!envelope) {
         return Status::error(Code::kCorrupt, "event id index names seq " +
-                                                 std::to_string(stored_seq[i]) + " which is missing");
+                                                 std::to_string(seq[i]) + " which is missing");
       }
-      receipts[i] = Receipt{stored_seq[i], leaf_hash(*envelope), true};
+      receipts[i] = Receipt{seq[i], leaf_hash(*envelope), true};
       continue;
     }
     if (plan[i] >= 0) {
@@ -262,31 +315,26 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
       receipts[i].duplicate = true;
       continue;
     }
-    const std::uint64_t seq = head->seq + 1;
-    const auto words = encode_envelope(job.project, seq, head->hash, server_time, ev);
-    const auto bytes = words.asBytes();
-    const Digest hash = leaf_hash({bytes.begin(), bytes.size()});
-    const Status put = txn.put(Table::kEvents, as_bytes(event_key(job.project, seq)),
-                               {bytes.begin(), bytes.size()}, /*no_overwrite=*/true);
-    if (put.code() == Code::kConflict) {
+    TRAIL_ASSERT(seq[i] == head->seq + 1);
+    EnvelopeWriter envelope(job.project, seq[i], head->hash, server_time, ev);
+    auto slot = txn.reserve(Table::kEvents, as_bytes(event_key(job.project, seq[i])),
+                            envelope.size_bytes());
+    if (!slot.is_ok() && slot.status().code() == Code::kConflict) {
       return Status::error(Code::kCorrupt, "head of " + job.project + " says seq " +
                                                std::to_string(head->seq) +
                                                " but a later event is stored");
     }
-    TRAIL_TRY(put);
-    std::uint8_t id_value[kEventIdValueBytes];
-    put_u64_be(id_value, seq);
-    std::memcpy(id_value + 8, ev.body_mac.data(), 32);
-    TRAIL_TRY(txn.put(Table::kEventIds, as_bytes(event_id_key(job.project, ev.header.event_id)),
-                      id_value));
-    TRAIL_ASSERT(seq == head->seq + 1);
-    *head = HeadRecord{seq, hash, server_time};
-    receipts[i] = Receipt{seq, hash, false};
-    wrote = true;
+    if (!slot.is_ok()) return std::move(slot).take_status();
+    envelope.write_to(*slot);
+    const Digest hash = leaf_hash({*slot, envelope.size_bytes()});
+    *head = HeadRecord{seq[i], hash, server_time};
+    receipts[i] = Receipt{seq[i], hash, false};
   }
-  if (wrote && std::find(drain.dirty.begin(), drain.dirty.end(), job.project) == drain.dirty.end()) {
+  if (!claimed.empty() &&
+      std::find(drain.dirty.begin(), drain.dirty.end(), job.project) == drain.dirty.end()) {
     drain.dirty.push_back(job.project);
   }
+  TRAIL_ASSERT(head->seq + 1 == next_seq);
   drain.results[index] = std::move(receipts);
   return Status::ok();
 }

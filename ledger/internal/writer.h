@@ -9,7 +9,9 @@
 //                 returned success.
 //             (4) After a failed commit (other than a full map, which grows and retries), the
 //                 writer is poisoned: every later job fails with kFatal.
-// Thread safety: submit() from any thread; everything else runs on the writer thread.
+// Thread safety: submit() from any thread; everything else runs on the writer thread, but for
+//                resolving promises, which a completion thread does so that waking callers
+//                overlaps the next commit.
 #pragma once
 
 #include <condition_variable>
@@ -64,7 +66,11 @@ class Writer {
   using Job = std::variant<AppendJob, KeyJob>;
   struct Drain;
 
+  // Jobs of a committed drain with their outcomes, waiting to be resolved.
+  struct Completion;
+
   void run();
+  void complete();  // The completion thread: wakes callers so the writer need not.
   void process(std::vector<Job>& jobs);
   // Applies every job; returns non-ok only for storage failures that void the whole commit.
   Status apply_all(WriteTxn& txn, std::vector<Job>& jobs, Drain& drain);
@@ -81,6 +87,12 @@ class Writer {
   bool stopping_ = false;
   bool poisoned_ = false;  // Written and read by the writer thread; read under mutex_ by submit.
   int injected_failures_ = 0;
+
+  std::mutex completion_mutex_;
+  std::condition_variable completion_wake_;
+  std::deque<std::unique_ptr<Completion>> completions_;
+  bool completion_stopping_ = false;
+  std::thread completion_thread_;
   std::thread thread_;
 };
 

@@ -292,6 +292,16 @@ TEST_F(VerifyTamper, EventStoredBeyondTheHeadIsBlamed) {
   expect_blamed(kProject, kChainLength + 1);
 }
 
+TEST_F(VerifyTamper, ChainWhoseHeadRecordWasDeletedIsStillWalkedAndBlamed) {
+  ASSERT_NO_FATAL_FAILURE(append_chain(kProject));
+  ASSERT_NO_FATAL_FAILURE(append_chain("ward-7"));
+  edit_store([&](WriteTxn& txn) {
+    const Status del = txn.del(Table::kHeads, as_bytes(ledger::detail::project_key(kProject)));
+    ASSERT_TRUE(del.is_ok()) << del.to_string();
+  });
+  expect_blamed(kProject, 1);
+}
+
 TEST_F(VerifyTamper, FlippedHeaderByteOfTheFirstEventIsBlamedOnSeqOne) {
   ASSERT_NO_FATAL_FAILURE(append_chain(kProject));
   ASSERT_NO_FATAL_FAILURE(rewrite_event(kProject, 1, flip_header_byte));
