@@ -86,7 +86,15 @@ void wrap_aad(std::uint32_t key_id, std::string_view project, std::vector<std::u
 
 }  // namespace
 
-SecretKey::SecretKey() : bytes_(static_cast<std::uint8_t*>(sodium_malloc(size()))) {
+namespace {
+// libsodium must be initialised before sodium_malloc; sodium_init is idempotent and thread-safe.
+std::uint8_t* secure_alloc(std::size_t size) {
+  TRAIL_ASSERT(sodium_init() >= 0);
+  return static_cast<std::uint8_t*>(sodium_malloc(size));
+}
+}  // namespace
+
+SecretKey::SecretKey() : bytes_(secure_alloc(size())) {
   TRAIL_ASSERT(bytes_ != nullptr);
   sodium_memzero(bytes_, size());
 }
