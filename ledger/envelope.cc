@@ -225,8 +225,7 @@ EnvelopeWriter::EnvelopeWriter(std::string_view project, std::uint64_t seq,
                                const SealedEvent& event)
     : message_(first_segment_words(project, event), capnp::AllocationStrategy::FIXED_SIZE) {
   TRAIL_ASSERT(seq >= 1);
-  TRAIL_ASSERT(event.header.payload.empty());
-  const EventDraft& h = event.header;
+  const EventDraft& h = event.header;  // Its payload (plaintext) is never stored.
   auto env = message_.initRoot<schema::Envelope>();
   env.setProject(capnp::Text::Reader(project.data(), project.size()));
   env.setSeq(seq);

@@ -44,7 +44,8 @@ struct EventDraft {
   std::string payload;
 };
 
-// A draft after sealing: what the writer thread chains and stores. `payload` is empty.
+// A draft after sealing: what the writer thread chains and stores. header.payload keeps the
+// plaintext for projectors (in memory only; the envelope carries the ciphertext).
 struct SealedEvent {
   EventDraft header;
   std::uint32_t key_id = 0;

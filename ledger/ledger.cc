@@ -6,6 +6,7 @@
 
 #include "ledger/internal/layout.h"
 #include "ledger/internal/lmdb_env.h"
+#include "ledger/internal/projection_tables.h"
 #include "ledger/internal/writer.h"
 #include "ledger/sha256.h"
 
@@ -71,7 +72,21 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
       }
     }
   }
-  if (!read_only) ledger->writer_ = std::make_unique<detail::Writer>(*ledger->env_, ledger->keys_);
+  std::vector<detail::ProjectorBinding> bindings;
+  for (const auto& projector : options.projectors) {
+    TRAIL_ASSERT(projector != nullptr);
+    detail::ProjectorBinding binding{projector.get(), {}};
+    for (const auto& table : projector->tables()) {
+      TRAIL_ASSIGN_OR_RETURN(MDB_dbi dbi, ledger->env_->open_named(table));
+      binding.dbis.push_back(dbi);
+    }
+    bindings.push_back(std::move(binding));
+  }
+  ledger->projectors_ = options.projectors;
+  ledger->bindings_ = bindings;
+  if (!read_only) {
+    ledger->writer_ = std::make_unique<detail::Writer>(*ledger->env_, ledger->keys_, bindings);
+  }
   return ledger;
 }
 
@@ -130,6 +145,7 @@ Result<std::shared_ptr<const DataKey>> Ledger::project_key(const std::string& pr
 
 Status Ledger::seal_all(const std::string& project, const DataKey& key,
                         std::vector<EventDraft>& drafts, std::vector<SealedEvent>& sealed) const {
+  const bool keep_plaintext = !projectors_.empty();  // Projectors fold the plaintext.
   for (std::size_t i = 0; i < drafts.size(); ++i) {
     if (Status s = validate_draft(drafts[i]); !s.is_ok()) {
       return Status::error(Code::kInvalid, "event " + std::to_string(i) + ": " + s.detail());
@@ -158,8 +174,10 @@ Status Ledger::seal_all(const std::string& project, const DataKey& key,
     out.nonce.assign(nonces, i * nonce_bytes, nonce_bytes);
     key.seal_with_nonce(as_bytes(scratch), as_bytes(d.payload), as_bytes(out.nonce),
                         out.ciphertext);
-    d.payload.clear();
-    d.payload.shrink_to_fit();
+    if (!keep_plaintext) {
+      d.payload.clear();
+      d.payload.shrink_to_fit();
+    }
     out.header = std::move(d);
   }
   return Status::ok();
@@ -180,6 +198,7 @@ std::future<Result<std::vector<Receipt>>> Ledger::append(std::string project,
   if (!key.is_ok()) return ready<Receipts>(key.status());
   detail::AppendJob job;
   if (Status s = seal_all(project, **key, drafts, job.events); !s.is_ok()) return ready<Receipts>(s);
+  job.key = *key;
   job.project = std::move(project);
   return writer_->submit(std::move(job));
 }
@@ -244,6 +263,49 @@ Result<OpenedEvent> Ledger::open_event(const StoredEvent& stored) const {
   TRAIL_TRY(key->open(out.envelope.cipher, out.envelope.nonce, as_bytes(aad),
                       out.envelope.ciphertext, out.payload));
   return out;
+}
+
+}  // namespace trail::ledger
+
+namespace trail::ledger {
+
+Status Ledger::read_projection(const Projector& projector,
+                               const std::function<Status(const ProjectionTables&)>& read) const {
+  for (const auto& binding : bindings_) {
+    if (binding.projector != &projector) continue;
+    TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+    detail::ReadProjectionTables tables{txn, binding.dbis};
+    return read(tables);
+  }
+  return Status::error(Code::kInvalid, "projector " + std::string(projector.name()) +
+                                           " is not registered with this ledger");
+}
+
+Result<std::uint64_t> Ledger::projection_seq(const Projector& projector,
+                                             std::string_view project) const {
+  TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+  TRAIL_ASSIGN_OR_RETURN(auto stored,
+                         txn.get(Table::kProjectionState,
+                                 as_bytes(detail::projection_state_key(projector.name(), project))));
+  if (!stored) return std::uint64_t{0};
+  if (stored->size() != 8) return Status::error(Code::kCorrupt, "projection state is malformed");
+  return get_u64_be(stored->data());
+}
+
+Result<std::shared_ptr<const DataKey>> Ledger::existing_project_key(
+    std::string_view project) const {
+  std::optional<std::uint32_t> id;
+  {
+    TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+    TRAIL_ASSIGN_OR_RETURN(auto stored,
+                           txn.get(Table::kProjectKeys, as_bytes(detail::project_key(project))));
+    if (!stored) {
+      return Status::error(Code::kNotFound, "project " + std::string(project) + " has no data key");
+    }
+    if (stored->size() != 4) return Status::error(Code::kCorrupt, "project key entry is malformed");
+    id = get_u32_be(stored->data());
+  }
+  return data_key_by_id(*id);
 }
 
 }  // namespace trail::ledger

@@ -22,6 +22,7 @@
 #include "ledger/data_key.h"
 #include "ledger/envelope.h"
 #include "ledger/key_ring.h"
+#include "ledger/projector.h"
 #include "ledger/receipt.h"
 #include "ledger/status.h"
 
@@ -30,6 +31,7 @@ namespace trail::ledger {
 namespace detail {
 class Env;
 class Writer;
+struct ProjectorBinding;
 }  // namespace detail
 
 struct LedgerOptions {
@@ -38,6 +40,8 @@ struct LedgerOptions {
   std::shared_ptr<const KeyRing> keys;
   bool read_only = false;
   std::size_t initial_map_bytes = 64U << 20U;
+  // Views applied inside every append's commit; their sub-databases are opened with the ledger.
+  std::vector<std::shared_ptr<Projector>> projectors;
 };
 
 // An event as stored: its envelope bytes (exactly as hashed) and its hash.
@@ -99,6 +103,16 @@ class Ledger {
   // (no keys).
   Result<std::shared_ptr<const DataKey>> data_key_by_id(std::uint32_t key_id) const;
 
+  // The data key of `project`, without creating one. Errors: kNotFound, kCorrupt, kInvalid.
+  Result<std::shared_ptr<const DataKey>> existing_project_key(std::string_view project) const;
+
+  // Runs `read` over `projector`'s sub-databases in one read transaction (one snapshot).
+  // Errors: kInvalid when `projector` is not registered; whatever `read` returns.
+  Status read_projection(const Projector& projector,
+                         const std::function<Status(const ProjectionTables&)>& read) const;
+  // The last seq of `project` that `projector` has applied (0: none).
+  Result<std::uint64_t> projection_seq(const Projector& projector, std::string_view project) const;
+
   bool has_keys() const { return keys_ != nullptr; }
   detail::Env& env() const { return *env_; }
   // Size of the LMDB map now (grows on demand).
@@ -114,6 +128,8 @@ class Ledger {
 
   std::unique_ptr<detail::Env> env_;
   std::shared_ptr<const KeyRing> keys_;
+  std::vector<std::shared_ptr<Projector>> projectors_;
+  std::vector<detail::ProjectorBinding> bindings_;
   std::unique_ptr<detail::Writer> writer_;
   mutable std::mutex keys_mutex_;
   mutable std::unordered_map<std::string, std::shared_ptr<const DataKey>> by_project_;

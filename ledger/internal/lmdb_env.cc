@@ -17,6 +17,7 @@ const char* table_name(Table table) {
     case Table::kHeads: return "heads";
     case Table::kKeys: return "keys";
     case Table::kProjectKeys: return "project_keys";
+    case Table::kProjectionState: return "projection_state";
   }
   return "?";
 }
@@ -77,13 +78,23 @@ ReadTxn::~ReadTxn() {
   if (txn_ != nullptr) mdb_txn_abort(txn_);
 }
 
-Result<std::optional<ByteView>> ReadTxn::get(Table table, ByteView key) const {
+namespace {
+Result<std::optional<ByteView>> get_in(MDB_txn* txn, MDB_dbi dbi, ByteView key) {
   MDB_val k = val_of(key);
   MDB_val v{};
-  const int rc = mdb_get(txn_, env_->dbi(table), &k, &v);
+  const int rc = mdb_get(txn, dbi, &k, &v);
   if (rc == MDB_NOTFOUND) return std::optional<ByteView>{};
-  if (rc != MDB_SUCCESS) return lmdb_status(rc, std::string("get from ") + table_name(table));
+  if (rc != MDB_SUCCESS) return lmdb_status(rc, "get");
   return std::optional<ByteView>{view_of(v)};
+}
+}  // namespace
+
+Result<std::optional<ByteView>> ReadTxn::get(Table table, ByteView key) const {
+  return get_in(txn_, env_->dbi(table), key);
+}
+
+Result<std::optional<ByteView>> ReadTxn::get(MDB_dbi dbi, ByteView key) const {
+  return get_in(txn_, dbi, key);
 }
 
 Cursor ReadTxn::cursor(Table table) const { return Cursor{txn_, env_->dbi(table)}; }
@@ -98,21 +109,38 @@ WriteTxn::~WriteTxn() { abort(); }
 
 Result<std::optional<ByteView>> WriteTxn::get(Table table, ByteView key) const {
   TRAIL_ASSERT(txn_ != nullptr);
-  MDB_val k = val_of(key);
-  MDB_val v{};
-  const int rc = mdb_get(txn_, env_->dbi(table), &k, &v);
-  if (rc == MDB_NOTFOUND) return std::optional<ByteView>{};
-  if (rc != MDB_SUCCESS) return lmdb_status(rc, std::string("get from ") + table_name(table));
-  return std::optional<ByteView>{view_of(v)};
+  return get_in(txn_, env_->dbi(table), key);
+}
+
+Result<std::optional<ByteView>> WriteTxn::get(MDB_dbi dbi, ByteView key) const {
+  TRAIL_ASSERT(txn_ != nullptr);
+  return get_in(txn_, dbi, key);
 }
 
 Status WriteTxn::put(Table table, ByteView key, ByteView value, bool no_overwrite) {
+  return put(env_->dbi(table), key, value, no_overwrite);
+}
+
+Status WriteTxn::put(MDB_dbi dbi, ByteView key, ByteView value, bool no_overwrite) {
   TRAIL_ASSERT(txn_ != nullptr);
   MDB_val k = val_of(key);
   MDB_val v = val_of(value);
-  const int rc = mdb_put(txn_, env_->dbi(table), &k, &v, no_overwrite ? MDB_NOOVERWRITE : 0U);
+  const int rc = mdb_put(txn_, dbi, &k, &v, no_overwrite ? MDB_NOOVERWRITE : 0U);
   if (rc == MDB_SUCCESS) return Status::ok();
-  return lmdb_status(rc, std::string("put into ") + table_name(table));
+  return lmdb_status(rc, "put");
+}
+
+Status WriteTxn::erase(MDB_dbi dbi, ByteView key) {
+  TRAIL_ASSERT(txn_ != nullptr);
+  MDB_val k = val_of(key);
+  const int rc = mdb_del(txn_, dbi, &k, nullptr);
+  if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND) return Status::ok();
+  return lmdb_status(rc, "delete");
+}
+
+Status WriteTxn::clear(MDB_dbi dbi) {
+  TRAIL_ASSERT(txn_ != nullptr);
+  return lmdb_status(mdb_drop(txn_, dbi, 0), "clear");
 }
 
 Result<std::optional<ByteView>> WriteTxn::insert(Table table, ByteView key, ByteView value) {
@@ -175,7 +203,7 @@ Result<std::unique_ptr<Env>> Env::open(const fs::path& dir, const EnvOptions& op
   std::unique_ptr<Env> env{new Env()};
   env->read_only_ = options.read_only;
   TRAIL_TRY(lmdb_status(mdb_env_create(&env->env_), "mdb_env_create"));
-  TRAIL_TRY(lmdb_status(mdb_env_set_maxdbs(env->env_, 32), "mdb_env_set_maxdbs"));
+  TRAIL_TRY(lmdb_status(mdb_env_set_maxdbs(env->env_, 128), "mdb_env_set_maxdbs"));
   TRAIL_TRY(lmdb_status(mdb_env_set_maxreaders(env->env_, 1024), "mdb_env_set_maxreaders"));
   TRAIL_TRY(lmdb_status(mdb_env_set_mapsize(env->env_, options.initial_map_bytes),
                         "mdb_env_set_mapsize"));
@@ -212,6 +240,19 @@ Env::~Env() {
 Status Env::adopt_map_size() const {
   std::unique_lock lock{resize_mutex_};
   return lmdb_status(mdb_env_set_mapsize(env_, 0), "adopt map size");
+}
+
+Result<MDB_dbi> Env::open_named(const std::string& name) {
+  MDB_txn* txn = nullptr;
+  TRAIL_TRY(lmdb_status(mdb_txn_begin(env_, nullptr, read_only_ ? MDB_RDONLY : 0U, &txn), "begin"));
+  MDB_dbi dbi = 0;
+  const int rc = mdb_dbi_open(txn, name.c_str(), read_only_ ? 0U : MDB_CREATE, &dbi);
+  if (rc != MDB_SUCCESS) {
+    mdb_txn_abort(txn);
+    return lmdb_status(rc, "open sub-database " + name);
+  }
+  TRAIL_TRY(lmdb_status(mdb_txn_commit(txn), "commit sub-database " + name));
+  return dbi;
 }
 
 Result<ReadTxn> Env::begin_read() const {

@@ -26,8 +26,10 @@
 namespace trail::ledger::detail {
 
 // The sub-databases. docs/FORMAT.md gives each one's key and value layout.
-enum class Table : std::uint8_t { kMeta, kEvents, kEventIds, kHeads, kKeys, kProjectKeys };
-inline constexpr std::size_t kTableCount = 6;
+enum class Table : std::uint8_t {
+  kMeta, kEvents, kEventIds, kHeads, kKeys, kProjectKeys, kProjectionState
+};
+inline constexpr std::size_t kTableCount = 7;
 const char* table_name(Table table);
 
 inline constexpr std::size_t kInitialMapBytesDefault = 64U << 20U;
@@ -81,7 +83,9 @@ class ReadTxn {
   ~ReadTxn();
   // Views are valid until this transaction ends.
   Result<std::optional<ByteView>> get(Table table, ByteView key) const;
+  Result<std::optional<ByteView>> get(MDB_dbi dbi, ByteView key) const;
   Cursor cursor(Table table) const;
+  Cursor cursor(MDB_dbi dbi) const { return Cursor{txn_, dbi}; }
   MDB_txn* raw() const { return txn_; }
 
  private:
@@ -98,9 +102,16 @@ class WriteTxn {
   WriteTxn& operator=(WriteTxn&&) = delete;
   ~WriteTxn();  // Aborts unless committed.
   Result<std::optional<ByteView>> get(Table table, ByteView key) const;
+  Result<std::optional<ByteView>> get(MDB_dbi dbi, ByteView key) const;
   // Errors: kConflict when `no_overwrite` and the key exists; kBusy for MDB_MAP_FULL (grow
   //         and retry); kFatal for anything else.
   Status put(Table table, ByteView key, ByteView value, bool no_overwrite = false);
+  Status put(MDB_dbi dbi, ByteView key, ByteView value, bool no_overwrite = false);
+  // Deletes `key` when present (a missing key is fine).
+  Status erase(MDB_dbi dbi, ByteView key);
+  // Empties a sub-database.
+  Status clear(MDB_dbi dbi);
+  Cursor cursor(MDB_dbi dbi) const { return Cursor{txn_, dbi}; }
   // Puts `value` unless `key` is present. Returns nothing when it was put, else the present
   // value (valid until the next write). Errors as put().
   Result<std::optional<ByteView>> insert(Table table, ByteView key, ByteView value);
@@ -135,6 +146,9 @@ class Env {
 
   Result<ReadTxn> begin_read() const;
   Result<WriteTxn> begin_write();
+  // Opens (creating it when the environment is writable) a sub-database outside Table, for a
+  // projector. Call before any other thread uses the environment.
+  Result<MDB_dbi> open_named(const std::string& name);
   // Doubles the map (up to kMapBytesMax). Call with no transaction of this thread open.
   // Errors: kFatal when the map is at its maximum or LMDB refuses.
   Status grow_map();

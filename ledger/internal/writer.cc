@@ -38,9 +38,11 @@ struct Writer::Completion {
   std::vector<std::variant<std::vector<Receipt>, std::uint32_t, Status>> results;
 };
 
-Writer::Writer(Env& env, std::shared_ptr<const KeyRing> keys)
+Writer::Writer(Env& env, std::shared_ptr<const KeyRing> keys,
+               std::vector<ProjectorBinding> projectors)
     : env_{env},
       keys_{std::move(keys)},
+      projectors_{std::move(projectors)},
       completion_thread_{[this] { complete(); }},
       thread_{[this] { run(); }} {}
 
@@ -329,6 +331,23 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
     const Digest hash = leaf_hash({*slot, envelope.size_bytes()});
     *head = HeadRecord{seq[i], hash, server_time};
     receipts[i] = Receipt{seq[i], hash, false};
+    if (!projectors_.empty()) {
+      const AppendedEvent appended{job.project, seq[i], hash, server_time, &ev.header,
+                                   job.key.get()};
+      for (auto& binding : projectors_) {
+        WriteProjectionTables tables{txn, binding.dbis};
+        TRAIL_TRY(binding.projector->apply(tables, appended));
+      }
+    }
+  }
+  if (!claimed.empty()) {
+    std::uint8_t last[8];
+    put_u64_be(last, head->seq);
+    for (auto& binding : projectors_) {
+      TRAIL_TRY(txn.put(Table::kProjectionState,
+                        as_bytes(projection_state_key(binding.projector->name(), job.project)),
+                        last));
+    }
   }
   if (!claimed.empty() &&
       std::find(drain.dirty.begin(), drain.dirty.end(), job.project) == drain.dirty.end()) {

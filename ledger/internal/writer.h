@@ -27,6 +27,7 @@
 
 #include "ledger/envelope.h"
 #include "ledger/internal/lmdb_env.h"
+#include "ledger/internal/projection_tables.h"
 #include "ledger/key_ring.h"
 #include "ledger/receipt.h"
 
@@ -37,6 +38,7 @@ inline constexpr std::size_t kQueueEventsMax = 1'000'000;  // Queued and not yet
 
 struct AppendJob {
   std::string project;
+  std::shared_ptr<const DataKey> key;  // The project's data key, for projectors.
   std::vector<SealedEvent> events;
   std::promise<Result<std::vector<Receipt>>> done;
 };
@@ -49,7 +51,8 @@ struct KeyJob {
 
 class Writer {
  public:
-  Writer(Env& env, std::shared_ptr<const KeyRing> keys);
+  // Every new event is applied to every projector in `projectors` inside its commit.
+  Writer(Env& env, std::shared_ptr<const KeyRing> keys, std::vector<ProjectorBinding> projectors);
   ~Writer();  // Commits what is queued, then stops.
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -80,6 +83,7 @@ class Writer {
 
   Env& env_;
   std::shared_ptr<const KeyRing> keys_;
+  std::vector<ProjectorBinding> projectors_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> queue_;

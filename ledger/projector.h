@@ -1,0 +1,67 @@
+// Projectors: deterministic views kept in step with the ledger. The writer applies every new
+// event to every projector inside the append's own write transaction, so no reader ever sees
+// an event without its projections or the reverse. The ledger knows nothing of what a view
+// means; it hands each projector its own named sub-databases and the event with its plaintext.
+//
+// Invariants: apply() is a pure function of the view's prior contents and the event: replaying
+//             a chain into empty sub-databases reproduces them byte for byte (rebuild relies on
+//             it). apply() never rejects an event; what it cannot use it records or ignores.
+// Thread safety: apply() runs on the writer thread only; queries run on any thread through
+//                ProjectionTables views of their own read transactions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ledger/bytes.h"
+#include "ledger/clock.h"
+#include "ledger/data_key.h"
+#include "ledger/envelope.h"
+#include "ledger/status.h"
+
+namespace trail::ledger {
+
+// A projector's sub-databases inside one transaction, addressed by their index in
+// Projector::tables(). Views returned by get() and scan() are valid until the next write
+// through this object or until the transaction ends.
+class ProjectionTables {
+ public:
+  virtual ~ProjectionTables() = default;
+  virtual Result<std::optional<ByteView>> get(std::size_t table, ByteView key) const = 0;
+  // Errors: kInvalid on a read-only view; kBusy when the map is full (the writer grows it and
+  // replays the commit); kFatal otherwise.
+  virtual Status put(std::size_t table, ByteView key, ByteView value) = 0;
+  // Deleting a missing key is not an error.
+  virtual Status del(std::size_t table, ByteView key) = 0;
+  // Visits entries with key >= `from`, in key order, while `visit` returns true.
+  virtual Status scan(std::size_t table, ByteView from,
+                      const std::function<bool(ByteView key, ByteView value)>& visit) const = 0;
+};
+
+// An event as the writer appends it: envelope fields, assigned place and plaintext payload.
+struct AppendedEvent {
+  std::string_view project;
+  std::uint64_t seq = 0;
+  Digest hash{};
+  TimeUs server_time_us = 0;
+  const EventDraft* draft = nullptr;  // Header fields and plaintext payload.
+  const DataKey* key = nullptr;       // The project's data key, to seal what the view stores.
+};
+
+class Projector {
+ public:
+  virtual ~Projector() = default;
+  // Stable name, used for the view's bookkeeping (last applied seq per project).
+  virtual std::string_view name() const = 0;
+  // Names of the sub-databases this projector owns, created when the ledger opens.
+  virtual std::vector<std::string> tables() const = 0;
+  // Folds `event` into the view. Errors are storage errors only (they void the commit).
+  virtual Status apply(ProjectionTables& tables, const AppendedEvent& event) = 0;
+};
+
+}  // namespace trail::ledger
