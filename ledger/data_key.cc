@@ -51,6 +51,34 @@ void DataKey::seal_with_nonce(ByteView aad, ByteView plain, ByteView nonce,
   TRAIL_ASSERT(sealed_size == sealed.size());
 }
 
+std::string DataKey::seal_deterministic(ByteView aad, ByteView plain) const {
+  static constexpr std::string_view kLabel = "trail/siv/v1";
+  std::uint8_t length[8];
+  put_u64_be(length, aad.size());
+  const Digest iv = mac({as_bytes(kLabel), length, aad, plain});
+  const ByteView nonce{iv.data(), nonce_bytes()};
+  std::string sealed;
+  seal_with_nonce(aad, plain, nonce, sealed);
+  std::string out;
+  out.reserve(1 + nonce.size() + sealed.size());
+  out.push_back(static_cast<char>(cipher_));
+  out.append(as_chars(nonce));
+  out.append(sealed);
+  return out;
+}
+
+Status DataKey::open_deterministic(ByteView aad, ByteView sealed, std::string& plain) const {
+  if (sealed.empty()) return Status::error(Code::kCorrupt, "sealed value is empty");
+  const auto cipher = static_cast<schema::Cipher>(sealed[0]);
+  const std::size_t nonce_size = cipher == schema::Cipher::AES256GCM
+                                     ? crypto_aead_aes256gcm_NPUBBYTES
+                                     : crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+  if (sealed.size() < 1 + nonce_size + kAeadTagBytes) {
+    return Status::error(Code::kCorrupt, "sealed value is too short");
+  }
+  return open(cipher, sealed.subspan(1, nonce_size), aad, sealed.subspan(1 + nonce_size), plain);
+}
+
 Status DataKey::open(schema::Cipher cipher, ByteView nonce, ByteView aad, ByteView sealed,
                      std::string& plain) const {
   if (sealed.size() < kAeadTagBytes) {

@@ -39,6 +39,13 @@ class DataKey {
   // As above with a nonce the caller drew (nonce_bytes() long, never used before with this key).
   void seal_with_nonce(ByteView aad, ByteView plain, ByteView nonce, std::string& sealed) const;
 
+  // Deterministic sealing for derived data (projections), which a rebuild must reproduce byte
+  // for byte: the nonce is a keyed hash of `aad` and `plain` (a synthetic IV), so equal inputs
+  // give equal output and nothing else repeats a nonce. Output: nonce || ciphertext || tag.
+  std::string seal_deterministic(ByteView aad, ByteView plain) const;
+  // Opens what seal_deterministic() made. Errors as open().
+  Status open_deterministic(ByteView aad, ByteView sealed, std::string& plain) const;
+
   // Opens what seal() made. Errors: kCorrupt when the tag fails (altered ciphertext, nonce or
   // associated data, or another key); kInvalid when the nonce has the wrong size or the cipher
   // is unknown or unavailable on this CPU.

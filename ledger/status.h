@@ -88,11 +88,12 @@ class [[nodiscard]] Result {
 #define TRAIL_CONCAT(a, b) TRAIL_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function when `expr` fails.
-#define TRAIL_TRY(expr)                                   \
-  do {                                                    \
-    if (::trail::Status s_ = (expr); !s_.is_ok()) {       \
-      return s_;                                          \
-    }                                                     \
+#define TRAIL_TRY(expr) TRAIL_TRY_IMPL(TRAIL_CONCAT(status_, __LINE__), expr)
+#define TRAIL_TRY_IMPL(tmp, expr)                     \
+  do {                                                \
+    if (::trail::Status tmp = (expr); !tmp.is_ok()) { \
+      return tmp;                                     \
+    }                                                 \
   } while (false)
 
 // Declares `lhs` from a Result-returning `expr`, or returns its Status.

@@ -61,6 +61,8 @@ class LedgerTest : public ::testing::Test {
   }
 
   virtual std::size_t initial_map_bytes() const { return 64U << 20U; }
+  // Views to register with the ledger on every (re)open.
+  virtual std::vector<std::shared_ptr<ledger::Projector>> projectors() const { return {}; }
 
   void reopen(bool with_keys = true) {
     ledger_.reset();
@@ -68,6 +70,7 @@ class LedgerTest : public ::testing::Test {
     options.data_dir = data_dir();
     options.keys = with_keys ? keys_ : nullptr;
     options.initial_map_bytes = initial_map_bytes();
+    options.projectors = projectors();
     auto opened = ledger::Ledger::open(options);
     ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
     ledger_ = std::move(*opened);

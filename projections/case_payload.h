@@ -1,0 +1,37 @@
+// The plaintext payload of case events (schema::Payload.caseChange) as a plain C++ value.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ledger/bytes.h"
+#include "ledger/status.h"
+
+namespace trail::proj {
+
+struct CaseIndexData {
+  std::string name;          // e.g. "parent"
+  std::string case_type;
+  std::optional<EventId> case_id;  // Empty: remove the index.
+  std::string relationship;  // "child" or "extension"
+};
+
+struct CaseChangeData {
+  std::string case_type;
+  std::string case_name;
+  std::string owner;
+  std::vector<std::pair<std::string, std::string>> fields;  // In the order given.
+  std::vector<CaseIndexData> indices;
+};
+
+// Encodes as a Cap'n Proto Payload message. Fields are stored sorted by name (stable for
+// equal names, last one wins on decode), so the same change always encodes the same way.
+std::string encode_case_change(const CaseChangeData& change);
+
+// Decodes a payload. Errors: kCorrupt when it is not a Cap'n Proto Payload; kNotFound when it
+// is a payload of another kind.
+Result<CaseChangeData> decode_case_change(std::string_view payload);
+
+}  // namespace trail::proj

@@ -1,0 +1,534 @@
+#include "projections/case_projector.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+
+namespace trail::proj {
+namespace {
+
+enum TableIndex : std::size_t {
+  kState, kByOwner, kByType, kByParent, kHistory, kHistoryByUser, kHistoryByTime
+};
+constexpr const char* kTableNames[] = {"case.state",   "case.by_owner",        "case.by_type",
+                                       "case.by_parent", "case.history",       "case.history_by_user",
+                                       "case.history_by_time"};
+
+// ---- keys ----
+
+std::string pk(std::string_view project) {
+  std::string k;
+  k.push_back(static_cast<char>(project.size()));
+  k.append(project);
+  return k;
+}
+void add_id(std::string& k, const EventId& id) { k.append(as_chars(id)); }
+void add_u64(std::string& k, std::uint64_t v) {
+  std::uint8_t b[8];
+  put_u64_be(b, v);
+  k.append(reinterpret_cast<const char*>(b), 8);
+}
+// Signed time, order-preserving: flip the sign bit.
+void add_time(std::string& k, TimeUs t) { add_u64(k, static_cast<std::uint64_t>(t) ^ (1ULL << 63U)); }
+void add_text(std::string& k, std::string_view s) {
+  k.push_back(static_cast<char>(std::min<std::size_t>(s.size(), 255)));
+  k.append(s.substr(0, 255));
+}
+std::string state_key(std::string_view project, const EventId& id) {
+  std::string k = pk(project);
+  add_id(k, id);
+  return k;
+}
+std::string text_index_key(std::string_view project, std::string_view text, const EventId& id) {
+  std::string k = pk(project);
+  add_text(k, text);
+  add_id(k, id);
+  return k;
+}
+std::string parent_key(std::string_view project, const EventId& parent, const EventId& child) {
+  std::string k = pk(project);
+  add_id(k, parent);
+  add_id(k, child);
+  return k;
+}
+std::string history_key(std::string_view project, const EventId& id, std::uint64_t seq) {
+  std::string k = state_key(project, id);
+  add_u64(k, seq);
+  return k;
+}
+EventId id_at(ByteView b, std::size_t offset) {
+  EventId id{};
+  std::memcpy(id.data(), b.data() + offset, id.size());
+  return id;
+}
+
+// ---- sealing ----
+
+std::string aad_for(std::size_t table, ByteView key) {
+  std::string aad = kTableNames[table];
+  aad.push_back('\0');
+  aad.append(as_chars(key));
+  return aad;
+}
+
+std::string seal_message(const ledger::DataKey& key, std::size_t table, std::string_view k,
+                         capnp::MessageBuilder& message) {
+  const auto words = capnp::messageToFlatArray(message);
+  const auto bytes = words.asBytes();
+  return key.seal_deterministic(as_bytes(aad_for(table, as_bytes(k))), {bytes.begin(), bytes.size()});
+}
+
+Result<kj::Array<capnp::word>> open_message(const ledger::DataKey& key, std::size_t table,
+                                            ByteView k, ByteView sealed) {
+  std::string plain;
+  TRAIL_TRY(key.open_deterministic(as_bytes(aad_for(table, k)), sealed, plain));
+  if (plain.empty() || plain.size() % sizeof(capnp::word) != 0) {
+    return Status::error(Code::kCorrupt, "view value is not a Cap'n Proto message");
+  }
+  auto words = kj::heapArray<capnp::word>(plain.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), plain.data(), plain.size());
+  return words;
+}
+
+capnp::Text::Reader text(std::string_view s) { return {s.data(), s.size()}; }
+std::string str(capnp::Text::Reader t) { return {t.begin(), t.size()}; }
+std::optional<EventId> opt_id(capnp::Data::Reader d) {
+  if (d.size() != 16) return std::nullopt;
+  EventId id{};
+  std::memcpy(id.data(), d.begin(), 16);
+  return id;
+}
+
+// ---- CaseState <-> CaseRecord ----
+
+void build_record(const CaseState& s, schema::CaseRecord::Builder r) {
+  r.setCaseId({s.case_id.data(), s.case_id.size()});
+  r.setCaseType(text(s.case_type));
+  r.setName(text(s.name));
+  r.setOwner(text(s.owner));
+  r.setClosed(s.closed);
+  auto fields = r.initFields(static_cast<unsigned>(s.fields.size()));
+  for (unsigned i = 0; i < s.fields.size(); ++i) {
+    fields[i].setName(text(s.fields[i].first));
+    fields[i].setValue(text(s.fields[i].second));
+  }
+  auto indices = r.initIndices(static_cast<unsigned>(s.indices.size()));
+  for (unsigned i = 0; i < s.indices.size(); ++i) {
+    indices[i].setName(text(s.indices[i].name));
+    indices[i].setCaseType(text(s.indices[i].case_type));
+    if (s.indices[i].case_id) indices[i].setCaseId({s.indices[i].case_id->data(), 16});
+    indices[i].setRelationship(text(s.indices[i].relationship));
+  }
+  r.setOpenedUs(s.opened_us);
+  r.setModifiedUs(s.modified_us);
+  r.setClosedUs(s.closed_us);
+  r.setLastUser(text(s.last_user));
+  r.setLastSeq(s.last_seq);
+  r.setImplicit(s.implicit);
+}
+
+Result<CaseState> read_record(kj::Array<capnp::word>& words) {
+  CaseState s;
+  try {
+    capnp::FlatArrayMessageReader message(words);
+    const auto r = message.getRoot<schema::CaseRecord>();
+    auto id = opt_id(r.getCaseId());
+    if (!id) return Status::error(Code::kCorrupt, "case record without a case id");
+    s.case_id = *id;
+    s.case_type = str(r.getCaseType());
+    s.name = str(r.getName());
+    s.owner = str(r.getOwner());
+    s.closed = r.getClosed();
+    for (const auto f : r.getFields()) s.fields.emplace_back(str(f.getName()), str(f.getValue()));
+    for (const auto i : r.getIndices()) {
+      s.indices.push_back({str(i.getName()), str(i.getCaseType()), opt_id(i.getCaseId()),
+                           str(i.getRelationship())});
+    }
+    s.opened_us = r.getOpenedUs();
+    s.modified_us = r.getModifiedUs();
+    s.closed_us = r.getClosedUs();
+    s.last_user = str(r.getLastUser());
+    s.last_seq = r.getLastSeq();
+    s.implicit = r.getImplicit();
+  } catch (const kj::Exception& e) {
+    return Status::error(Code::kCorrupt, std::string("case record: ") + e.getDescription().cStr());
+  }
+  return s;
+}
+
+Result<HistoryItem> read_history(kj::Array<capnp::word>& words, const EventId& case_id) {
+  HistoryItem h;
+  h.case_id = case_id;
+  try {
+    capnp::FlatArrayMessageReader message(words);
+    const auto r = message.getRoot<schema::HistoryEntry>();
+    h.seq = r.getSeq();
+    h.server_time_us = r.getServerTimeUs();
+    h.client_time_us = r.getClientTimeUs();
+    h.actor = str(r.getActor());
+    h.device_id = str(r.getDeviceId());
+    h.channel = r.getChannel();
+    if (auto id = opt_id(r.getEventId())) h.event_id = *id;
+    h.via = opt_id(r.getVia());
+    h.kind = r.getKind();
+    for (const auto c : r.getChanges()) {
+      FieldChange change;
+      change.action = c.getAction();
+      change.field = str(c.getField());
+      if (c.getHadPrior()) change.prior = str(c.getPrior());
+      change.value = str(c.getValue());
+      change.unchanged = c.getUnchanged();
+      h.changes.push_back(std::move(change));
+    }
+  } catch (const kj::Exception& e) {
+    return Status::error(Code::kCorrupt, std::string("history entry: ") + e.getDescription().cStr());
+  }
+  return h;
+}
+
+bool is_case_kind(schema::Kind kind) {
+  switch (kind) {
+    case schema::Kind::CASE_CREATED:
+    case schema::Kind::CASE_UPDATED:
+    case schema::Kind::CASE_CLOSED:
+    case schema::Kind::CASE_REOPENED:
+    case schema::Kind::CASE_INDEXED:
+    case schema::Kind::CASE_REASSIGNED: return true;
+    default: return false;
+  }
+}
+
+std::string index_value(const CaseIndexData& index) {
+  return index.case_id ? format_uuid(*index.case_id) : std::string{};
+}
+
+// Folds one case event into `state`, listing what changed.
+void fold(CaseState& state, bool existed, const ledger::AppendedEvent& event,
+          const CaseChangeData& change, std::vector<FieldChange>& changes) {
+  const auto kind = event.draft->kind;
+  auto set_attr = [&](schema::Action action, std::string& attr, const std::string& value) {
+    if (value.empty()) return;
+    FieldChange c{action, "", std::nullopt, value, attr == value};
+    if (existed || !attr.empty()) c.prior = attr;
+    attr = value;
+    changes.push_back(std::move(c));
+  };
+  if (!existed) {
+    changes.push_back({kind == schema::Kind::CASE_CREATED ? schema::Action::CREATE
+                                                          : schema::Action::IMPLICIT_CREATE,
+                       "", std::nullopt, "", false});
+    state.implicit = kind != schema::Kind::CASE_CREATED;
+    state.opened_us = event.server_time_us;
+  }
+  set_attr(schema::Action::TYPE, state.case_type, change.case_type);
+  set_attr(schema::Action::NAME, state.name, change.case_name);
+  set_attr(schema::Action::OWNER, state.owner, change.owner);
+  for (const auto& [name, value] : change.fields) {
+    auto it = std::lower_bound(state.fields.begin(), state.fields.end(), name,
+                               [](const auto& f, const std::string& n) { return f.first < n; });
+    FieldChange c{schema::Action::UPDATE, name, std::nullopt, value, false};
+    if (it != state.fields.end() && it->first == name) {
+      c.prior = it->second;
+      c.unchanged = it->second == value;
+      it->second = value;
+    } else {
+      state.fields.insert(it, {name, value});
+    }
+    changes.push_back(std::move(c));
+  }
+  for (const auto& index : change.indices) {
+    auto it = std::lower_bound(state.indices.begin(), state.indices.end(), index.name,
+                               [](const auto& i, const std::string& n) { return i.name < n; });
+    FieldChange c{schema::Action::INDEX, index.name, std::nullopt, index_value(index), false};
+    const bool present = it != state.indices.end() && it->name == index.name;
+    if (present) {
+      c.prior = index_value(*it);
+      c.unchanged = it->case_id == index.case_id;
+    }
+    if (!index.case_id) {
+      if (present) state.indices.erase(it);
+    } else if (present) {
+      *it = index;
+    } else {
+      state.indices.insert(it, index);
+    }
+    changes.push_back(std::move(c));
+  }
+  if (kind == schema::Kind::CASE_CLOSED) {
+    const bool was_closed = state.closed;
+    changes.push_back({was_closed ? schema::Action::CLOSE_CLOSED : schema::Action::CLOSE, "",
+                       std::nullopt, "", was_closed});
+    if (!was_closed) {
+      state.closed = true;
+      state.closed_us = event.server_time_us;
+    }
+  } else if (kind == schema::Kind::CASE_REOPENED) {
+    changes.push_back({schema::Action::REOPEN, "", std::nullopt, "", !state.closed});
+    state.closed = false;
+  }
+  state.modified_us = event.server_time_us;
+  state.last_user = event.draft->actor;
+  state.last_seq = event.seq;
+}
+
+}  // namespace
+
+std::string_view action_name(schema::Action action) {
+  switch (action) {
+    case schema::Action::CREATE: return "create";
+    case schema::Action::UPDATE: return "update";
+    case schema::Action::CLOSE: return "close";
+    case schema::Action::REOPEN: return "reopen";
+    case schema::Action::INDEX: return "index";
+    case schema::Action::OWNER: return "owner";
+    case schema::Action::IMPLICIT_CREATE: return "implicit_create";
+    case schema::Action::CLOSE_CLOSED: return "close_closed";
+    case schema::Action::TYPE: return "case_type";
+    case schema::Action::NAME: return "case_name";
+  }
+  return "unknown";
+}
+
+std::vector<std::string> CaseProjector::tables() const {
+  return {std::begin(kTableNames), std::end(kTableNames)};
+}
+
+Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) {
+  TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
+  const ledger::EventDraft& draft = *event.draft;
+  if (!is_case_kind(draft.kind) || !draft.subject) return Status::ok();
+  auto change = decode_case_change(draft.payload);
+  if (!change.is_ok()) return Status::ok();  // Not a case change: nothing to fold.
+  const EventId& case_id = *draft.subject;
+  const std::string skey = state_key(event.project, case_id);
+
+  CaseState state;
+  bool existed = false;
+  TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kState, as_bytes(skey)));
+  if (stored) {
+    TRAIL_ASSIGN_OR_RETURN(auto words, open_message(*event.key, kState, as_bytes(skey), *stored));
+    TRAIL_ASSIGN_OR_RETURN(state, read_record(words));
+    existed = true;
+  } else {
+    state.case_id = case_id;
+  }
+  const std::string old_owner = state.owner;
+  const std::string old_type = state.case_type;
+  std::vector<std::optional<EventId>> old_parents;
+  for (const auto& i : state.indices) old_parents.push_back(i.case_id);
+
+  std::vector<FieldChange> changes;
+  fold(state, existed, event, *change, changes);
+
+  // State and its lookups.
+  {
+    capnp::MallocMessageBuilder message;
+    build_record(state, message.initRoot<schema::CaseRecord>());
+    TRAIL_TRY(tables.put(kState, as_bytes(skey), as_bytes(seal_message(*event.key, kState, skey, message))));
+  }
+  if (!existed || old_owner != state.owner) {
+    if (existed) TRAIL_TRY(tables.del(kByOwner, as_bytes(text_index_key(event.project, old_owner, case_id))));
+    TRAIL_TRY(tables.put(kByOwner, as_bytes(text_index_key(event.project, state.owner, case_id)), {}));
+  }
+  if (!existed || old_type != state.case_type) {
+    if (existed) TRAIL_TRY(tables.del(kByType, as_bytes(text_index_key(event.project, old_type, case_id))));
+    TRAIL_TRY(tables.put(kByType, as_bytes(text_index_key(event.project, state.case_type, case_id)), {}));
+  }
+  for (const auto& parent : old_parents) {
+    if (parent) TRAIL_TRY(tables.del(kByParent, as_bytes(parent_key(event.project, *parent, case_id))));
+  }
+  for (const auto& index : state.indices) {
+    if (index.case_id) {
+      TRAIL_TRY(tables.put(kByParent, as_bytes(parent_key(event.project, *index.case_id, case_id)), {}));
+    }
+  }
+
+  // History entry and its lookups.
+  capnp::MallocMessageBuilder message;
+  auto h = message.initRoot<schema::HistoryEntry>();
+  h.setSeq(event.seq);
+  h.setServerTimeUs(event.server_time_us);
+  h.setClientTimeUs(draft.client_time_us);
+  h.setActor(text(draft.actor));
+  h.setDeviceId(text(draft.device_id));
+  h.setChannel(draft.channel);
+  h.setEventId({draft.event_id.data(), draft.event_id.size()});
+  if (draft.via) h.setVia({draft.via->data(), draft.via->size()});
+  h.setKind(draft.kind);
+  auto list = h.initChanges(static_cast<unsigned>(changes.size()));
+  for (unsigned i = 0; i < changes.size(); ++i) {
+    list[i].setAction(changes[i].action);
+    list[i].setField(text(changes[i].field));
+    list[i].setHadPrior(changes[i].prior.has_value());
+    if (changes[i].prior) list[i].setPrior(text(*changes[i].prior));
+    list[i].setValue(text(changes[i].value));
+    list[i].setUnchanged(changes[i].unchanged);
+  }
+  const std::string hkey = history_key(event.project, case_id, event.seq);
+  TRAIL_TRY(tables.put(kHistory, as_bytes(hkey), as_bytes(seal_message(*event.key, kHistory, hkey, message))));
+  std::string by_user = pk(event.project);
+  add_text(by_user, draft.actor);
+  add_u64(by_user, event.seq);
+  add_id(by_user, case_id);
+  TRAIL_TRY(tables.put(kHistoryByUser, as_bytes(by_user), {}));
+  std::string by_time = pk(event.project);
+  add_time(by_time, event.server_time_us);
+  add_u64(by_time, event.seq);
+  add_id(by_time, case_id);
+  return tables.put(kHistoryByTime, as_bytes(by_time), {});
+}
+
+Result<std::optional<CaseState>> CaseProjector::get(const ledger::Ledger& ledger,
+                                                    std::string_view project,
+                                                    const EventId& case_id) const {
+  auto key = ledger.existing_project_key(project);
+  if (!key.is_ok()) {
+    if (key.status().code() == Code::kNotFound) return std::optional<CaseState>{};
+    return key.status();
+  }
+  std::optional<CaseState> out;
+  TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
+    const std::string skey = state_key(project, case_id);
+    TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kState, as_bytes(skey)));
+    if (!stored) return Status::ok();
+    TRAIL_ASSIGN_OR_RETURN(auto words, open_message(**key, kState, as_bytes(skey), *stored));
+    TRAIL_ASSIGN_OR_RETURN(auto state, read_record(words));
+    out = std::move(state);
+    return Status::ok();
+  }));
+  return out;
+}
+
+Result<std::vector<CaseState>> CaseProjector::list(const ledger::Ledger& ledger,
+                                                   std::string_view project,
+                                                   const CaseFilter& filter,
+                                                   std::optional<EventId> after,
+                                                   std::size_t limit) const {
+  std::vector<CaseState> out;
+  auto key = ledger.existing_project_key(project);
+  if (!key.is_ok()) {
+    if (key.status().code() == Code::kNotFound) return out;
+    return key.status();
+  }
+  TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
+    // Pick the narrowest index; the rest of the filter is checked on each state.
+    std::size_t table = kState;
+    std::string prefix = pk(project);
+    if (filter.parent) {
+      table = kByParent;
+      add_id(prefix, *filter.parent);
+    } else if (filter.owner) {
+      table = kByOwner;
+      add_text(prefix, *filter.owner);
+    } else if (filter.case_type) {
+      table = kByType;
+      add_text(prefix, *filter.case_type);
+    }
+    std::string from = prefix;
+    if (after) {
+      add_id(from, *after);
+      from.push_back('\0');
+    }
+    Status inner = Status::ok();
+    TRAIL_TRY(tables.scan(table, as_bytes(from), [&](ByteView k, ByteView) {
+      if (k.size() != prefix.size() + 16 || as_chars(k.subspan(0, prefix.size())) != prefix) {
+        return false;
+      }
+      const EventId id = id_at(k, prefix.size());
+      const std::string skey = state_key(project, id);
+      auto stored = tables.get(kState, as_bytes(skey));
+      if (!stored.is_ok() || !*stored) {
+        inner = stored.is_ok() ? Status::error(Code::kCorrupt, "index names a missing case")
+                               : stored.status();
+        return false;
+      }
+      auto words = open_message(**key, kState, as_bytes(skey), **stored);
+      if (!words.is_ok()) {
+        inner = words.status();
+        return false;
+      }
+      auto state = read_record(*words);
+      if (!state.is_ok()) {
+        inner = state.status();
+        return false;
+      }
+      const CaseState& s = *state;
+      const bool match = (!filter.owner || s.owner == *filter.owner) &&
+                         (!filter.case_type || s.case_type == *filter.case_type) &&
+                         (!filter.open || s.closed != *filter.open);
+      if (match) out.push_back(std::move(state).value());
+      return limit == 0 || out.size() < limit;
+    }));
+    return inner;
+  }));
+  return out;
+}
+
+Result<std::vector<HistoryItem>> CaseProjector::history(const ledger::Ledger& ledger,
+                                                        std::string_view project,
+                                                        const HistoryFilter& filter,
+                                                        std::size_t limit) const {
+  std::vector<HistoryItem> out;
+  auto key = ledger.existing_project_key(project);
+  if (!key.is_ok()) {
+    if (key.status().code() == Code::kNotFound) return out;
+    return key.status();
+  }
+  TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
+    auto load = [&](const EventId& case_id, std::uint64_t seq) -> Status {
+      const std::string hkey = history_key(project, case_id, seq);
+      TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kHistory, as_bytes(hkey)));
+      if (!stored) return Status::error(Code::kCorrupt, "history index names a missing entry");
+      TRAIL_ASSIGN_OR_RETURN(auto words, open_message(**key, kHistory, as_bytes(hkey), *stored));
+      TRAIL_ASSIGN_OR_RETURN(auto item, read_history(words, case_id));
+      const bool in_time = (!filter.from_us || item.server_time_us >= *filter.from_us) &&
+                           (!filter.to_us || item.server_time_us < *filter.to_us);
+      if (in_time && (!filter.actor || item.actor == *filter.actor)) out.push_back(std::move(item));
+      return Status::ok();
+    };
+    auto full = [&] { return limit != 0 && out.size() >= limit; };
+    Status inner = Status::ok();
+    std::string prefix = pk(project);
+    std::size_t table = kHistoryByTime;
+    if (filter.case_id) {
+      table = kHistory;
+      add_id(prefix, *filter.case_id);
+    } else if (filter.actor) {
+      table = kHistoryByUser;
+      add_text(prefix, *filter.actor);
+    }
+    std::string from = prefix;
+    if (table == kHistoryByTime && filter.from_us) add_time(from, *filter.from_us);
+    TRAIL_TRY(tables.scan(table, as_bytes(from), [&](ByteView k, ByteView) {
+      if (k.size() < prefix.size() || as_chars(k.subspan(0, prefix.size())) != prefix) return false;
+      const ByteView rest = k.subspan(prefix.size());
+      EventId case_id{};
+      std::uint64_t seq = 0;
+      if (table == kHistory && rest.size() == 8) {
+        case_id = *filter.case_id;
+        seq = get_u64_be(rest.data());
+      } else if (table == kHistoryByUser && rest.size() == 24) {
+        seq = get_u64_be(rest.data());
+        case_id = id_at(rest, 8);
+      } else if (table == kHistoryByTime && rest.size() == 32) {
+        const auto t = static_cast<TimeUs>(get_u64_be(rest.data()) ^ (1ULL << 63U));
+        if (filter.to_us && t >= *filter.to_us) return false;
+        seq = get_u64_be(rest.data() + 8);
+        case_id = id_at(rest, 16);
+      } else {
+        inner = Status::error(Code::kCorrupt, "malformed history key");
+        return false;
+      }
+      inner = load(case_id, seq);
+      return inner.is_ok() && !full();
+    }));
+    return inner;
+  }));
+  return out;
+}
+
+}  // namespace trail::proj

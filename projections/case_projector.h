@@ -1,0 +1,101 @@
+// The case view: current state of every case, its lookups (by owner, type, parent), and its
+// field-level change history ("who changed what, when, how, from which prior value"), kept in
+// step with the ledger by folding each case event inside the append's commit.
+//
+// Semantics (documented in docs/CASES.md):
+//   - An update, close, index or reassignment of a case that does not exist creates it
+//     implicitly (as CommCare HQ does); the history says so (action implicit_create).
+//   - A close of a closed case changes nothing; the history records it (close_closed).
+//   - An index to a case that does not exist is kept: the parent may arrive later.
+//   - A field set to the value it already had is recorded with unchanged = true.
+// Encryption at rest: every value is sealed with the project's data key (deterministically,
+// so rebuilds are byte-identical); keys hold only project ids, case ids, case types, owner ids,
+// user ids, times and seqs.
+// Thread safety: apply() on the writer thread; queries from any thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ledger/ledger.h"
+#include "ledger/projector.h"
+#include "projections/case_payload.h"
+#include "schema/views.capnp.h"
+
+namespace trail::proj {
+
+struct CaseState {
+  EventId case_id{};
+  std::string case_type;
+  std::string name;
+  std::string owner;
+  bool closed = false;
+  std::vector<std::pair<std::string, std::string>> fields;  // Sorted by name.
+  std::vector<CaseIndexData> indices;                       // Sorted by name.
+  TimeUs opened_us = 0;
+  TimeUs modified_us = 0;
+  TimeUs closed_us = 0;
+  std::string last_user;
+  std::uint64_t last_seq = 0;
+  bool implicit = false;
+};
+
+struct FieldChange {
+  schema::Action action = schema::Action::UPDATE;
+  std::string field;
+  std::optional<std::string> prior;
+  std::string value;
+  bool unchanged = false;
+};
+
+struct HistoryItem {
+  EventId case_id{};
+  std::uint64_t seq = 0;
+  TimeUs server_time_us = 0;
+  TimeUs client_time_us = 0;
+  std::string actor;
+  std::string device_id;
+  schema::Channel channel = schema::Channel::API;
+  EventId event_id{};
+  std::optional<EventId> via;
+  schema::Kind kind = schema::Kind::CASE_UPDATED;
+  std::vector<FieldChange> changes;
+};
+
+struct CaseFilter {
+  std::optional<std::string> owner;
+  std::optional<std::string> case_type;
+  std::optional<EventId> parent;
+  std::optional<bool> open;  // true: open only; false: closed only.
+};
+
+struct HistoryFilter {
+  std::optional<EventId> case_id;
+  std::optional<std::string> actor;
+  std::optional<TimeUs> from_us;  // Server time, inclusive.
+  std::optional<TimeUs> to_us;    // Server time, exclusive.
+};
+
+std::string_view action_name(schema::Action action);
+
+class CaseProjector final : public ledger::Projector {
+ public:
+  std::string_view name() const override { return "case"; }
+  std::vector<std::string> tables() const override;
+  Status apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) override;
+
+  // The case's state, or nullopt. Errors: kCorrupt when a stored value does not open.
+  Result<std::optional<CaseState>> get(const ledger::Ledger& ledger, std::string_view project,
+                                       const EventId& case_id) const;
+  // Cases matching `filter` in case-id order, starting after `after`, at most `limit`.
+  Result<std::vector<CaseState>> list(const ledger::Ledger& ledger, std::string_view project,
+                                      const CaseFilter& filter, std::optional<EventId> after,
+                                      std::size_t limit) const;
+  // History entries matching `filter`: per case in seq order; by actor or time in seq order.
+  Result<std::vector<HistoryItem>> history(const ledger::Ledger& ledger, std::string_view project,
+                                           const HistoryFilter& filter, std::size_t limit) const;
+};
+
+}  // namespace trail::proj

@@ -1,0 +1,247 @@
+// The case view: state, lookups and field-level history, folded inside the append's commit.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "projections/case_projector.h"
+#include "tests/support/ledger_fixture.h"
+
+namespace trail::testing {
+namespace {
+
+using proj::CaseChangeData;
+using proj::CaseProjector;
+using schema::Action;
+using schema::Kind;
+
+class CaseView : public LedgerTest {
+ protected:
+  std::vector<std::shared_ptr<ledger::Projector>> projectors() const override { return {view_}; }
+
+  ledger::EventDraft event(Kind kind, const EventId& case_id, CaseChangeData change,
+                           const std::string& actor = "chw-017") {
+    ledger::EventDraft d;
+    d.event_id = random_id();
+    d.kind = kind;
+    d.actor = actor;
+    d.device_id = "phone-a3";
+    d.channel = schema::Channel::MOBILE_FORM;
+    d.client_time_us = 1'700'000'000'000'000;
+    d.subject = case_id;
+    d.payload = proj::encode_case_change(change);
+    return d;
+  }
+  static CaseChangeData fields(std::vector<std::pair<std::string, std::string>> f) {
+    CaseChangeData c;
+    c.fields = std::move(f);
+    return c;
+  }
+  proj::CaseState state(const EventId& id) {
+    auto got = view_->get(*ledger_, "p", id);
+    EXPECT_TRUE(got.is_ok()) << got.status().to_string();
+    EXPECT_TRUE(got->has_value());
+    return got->value_or(proj::CaseState{});
+  }
+  std::vector<proj::HistoryItem> history_of(const EventId& id) {
+    proj::HistoryFilter f;
+    f.case_id = id;
+    auto got = view_->history(*ledger_, "p", f, 0);
+    EXPECT_TRUE(got.is_ok()) << got.status().to_string();
+    return got.is_ok() ? *got : std::vector<proj::HistoryItem>{};
+  }
+  EventId create(const std::string& type = "patient", const std::string& owner = "chw-017") {
+    const EventId id = random_id();
+    CaseChangeData c = fields({{"age", "34"}, {"village", "Kisumu"}});
+    c.case_type = type;
+    c.case_name = "case " + format_uuid(id).substr(0, 4);
+    c.owner = owner;
+    append_ok("p", {event(Kind::CASE_CREATED, id, c)});
+    return id;
+  }
+
+  std::shared_ptr<CaseProjector> view_ = std::make_shared<CaseProjector>();
+};
+
+TEST_F(CaseView, CreateSetsStateAndRecordsEveryFieldWithoutPrior) {
+  const EventId id = create();
+  const auto s = state(id);
+  EXPECT_EQ(s.case_type, "patient");
+  EXPECT_EQ(s.owner, "chw-017");
+  EXPECT_FALSE(s.closed);
+  EXPECT_FALSE(s.implicit);
+  ASSERT_EQ(s.fields.size(), 2U);
+  EXPECT_EQ(s.fields[0], (std::pair<std::string, std::string>{"age", "34"}));
+  EXPECT_EQ(s.last_user, "chw-017");
+  EXPECT_EQ(s.last_seq, 1U);
+  const auto h = history_of(id);
+  ASSERT_EQ(h.size(), 1U);
+  EXPECT_EQ(h[0].changes.front().action, Action::CREATE);
+  bool saw_age = false;
+  for (const auto& c : h[0].changes) {
+    if (c.field == "age") {
+      saw_age = true;
+      EXPECT_FALSE(c.prior.has_value());
+      EXPECT_EQ(c.value, "34");
+    }
+  }
+  EXPECT_TRUE(saw_age);
+}
+
+TEST_F(CaseView, UpdateRecordsPriorValuesAndUnchangedSets) {
+  const EventId id = create();
+  append_ok("p", {event(Kind::CASE_UPDATED, id, fields({{"age", "35"}, {"village", "Kisumu"}, {"hiv", "neg"}}),
+                        "sup-002")});
+  const auto s = state(id);
+  EXPECT_EQ(s.fields, (std::vector<std::pair<std::string, std::string>>{
+                          {"age", "35"}, {"hiv", "neg"}, {"village", "Kisumu"}}));
+  EXPECT_EQ(s.last_user, "sup-002");
+  const auto h = history_of(id);
+  ASSERT_EQ(h.size(), 2U);
+  EXPECT_EQ(h[1].actor, "sup-002");
+  EXPECT_EQ(h[1].seq, 2U);
+  ASSERT_EQ(h[1].changes.size(), 3U);
+  // Sorted by field name in the payload: age, hiv, village.
+  EXPECT_EQ(h[1].changes[0].field, "age");
+  EXPECT_EQ(h[1].changes[0].prior, "34");
+  EXPECT_EQ(h[1].changes[0].value, "35");
+  EXPECT_FALSE(h[1].changes[0].unchanged);
+  EXPECT_EQ(h[1].changes[1].field, "hiv");
+  EXPECT_FALSE(h[1].changes[1].prior.has_value());
+  EXPECT_EQ(h[1].changes[2].field, "village");
+  EXPECT_EQ(h[1].changes[2].prior, "Kisumu");
+  EXPECT_TRUE(h[1].changes[2].unchanged);  // Set to the value it had: recorded, flagged.
+}
+
+TEST_F(CaseView, UpdateOfAMissingCaseCreatesItImplicitly) {
+  const EventId id = random_id();
+  append_ok("p", {event(Kind::CASE_UPDATED, id, fields({{"x", "1"}}))});
+  const auto s = state(id);
+  EXPECT_TRUE(s.implicit);
+  EXPECT_EQ(s.fields.size(), 1U);
+  EXPECT_EQ(history_of(id)[0].changes[0].action, Action::IMPLICIT_CREATE);
+}
+
+TEST_F(CaseView, CloseOfAClosedCaseIsRecordedButChangesNothing) {
+  const EventId id = create();
+  append_ok("p", {event(Kind::CASE_CLOSED, id, {})});
+  const auto closed = state(id);
+  EXPECT_TRUE(closed.closed);
+  append_ok("p", {event(Kind::CASE_CLOSED, id, {})});
+  const auto again = state(id);
+  EXPECT_TRUE(again.closed);
+  EXPECT_EQ(again.closed_us, closed.closed_us);
+  const auto h = history_of(id);
+  ASSERT_EQ(h.size(), 3U);
+  EXPECT_EQ(h[1].changes.back().action, Action::CLOSE);
+  EXPECT_EQ(h[2].changes.back().action, Action::CLOSE_CLOSED);
+  EXPECT_TRUE(h[2].changes.back().unchanged);
+  append_ok("p", {event(Kind::CASE_REOPENED, id, {})});
+  EXPECT_FALSE(state(id).closed);
+}
+
+TEST_F(CaseView, IndicesAndOwnersMaintainTheirLookups) {
+  const EventId mother = create("mother");
+  const EventId child = create("child");
+  CaseChangeData index;
+  index.indices.push_back({"parent", "mother", mother, "child"});
+  append_ok("p", {event(Kind::CASE_INDEXED, child, index)});
+  proj::CaseFilter by_parent;
+  by_parent.parent = mother;
+  auto children = view_->list(*ledger_, "p", by_parent, std::nullopt, 0);
+  ASSERT_TRUE(children.is_ok());
+  ASSERT_EQ(children->size(), 1U);
+  EXPECT_EQ((*children)[0].case_id, child);
+  // Removing the index (empty case id) removes the lookup; the history keeps the prior value.
+  CaseChangeData remove;
+  remove.indices.push_back({"parent", "mother", std::nullopt, "child"});
+  append_ok("p", {event(Kind::CASE_INDEXED, child, remove)});
+  EXPECT_TRUE(view_->list(*ledger_, "p", by_parent, std::nullopt, 0)->empty());
+  const auto h = history_of(child);
+  EXPECT_EQ(h.back().changes[0].prior, format_uuid(mother));
+  EXPECT_EQ(h.back().changes[0].value, "");
+
+  CaseChangeData reassign;
+  reassign.owner = "chw-099";
+  append_ok("p", {event(Kind::CASE_REASSIGNED, mother, reassign)});
+  proj::CaseFilter old_owner;
+  old_owner.owner = "chw-017";
+  proj::CaseFilter new_owner;
+  new_owner.owner = "chw-099";
+  EXPECT_EQ(view_->list(*ledger_, "p", old_owner, std::nullopt, 0)->size(), 1U);  // The child.
+  ASSERT_EQ(view_->list(*ledger_, "p", new_owner, std::nullopt, 0)->size(), 1U);
+  EXPECT_EQ(history_of(mother).back().changes[0].action, Action::OWNER);
+  EXPECT_EQ(history_of(mother).back().changes[0].prior, "chw-017");
+}
+
+TEST_F(CaseView, ListFiltersByTypeAndOpenAndPages) {
+  std::vector<EventId> patients;
+  for (int i = 0; i < 5; ++i) patients.push_back(create("patient"));
+  create("household");
+  append_ok("p", {event(Kind::CASE_CLOSED, patients[0], {})});
+  proj::CaseFilter open_patients;
+  open_patients.case_type = "patient";
+  open_patients.open = true;
+  auto all = view_->list(*ledger_, "p", open_patients, std::nullopt, 0);
+  ASSERT_TRUE(all.is_ok());
+  EXPECT_EQ(all->size(), 4U);
+  auto page1 = view_->list(*ledger_, "p", open_patients, std::nullopt, 2);
+  ASSERT_EQ(page1->size(), 2U);
+  auto page2 = view_->list(*ledger_, "p", open_patients, page1->back().case_id, 2);
+  ASSERT_EQ(page2->size(), 2U);
+  EXPECT_NE(page2->front().case_id, page1->back().case_id);
+  EXPECT_EQ(view_->list(*ledger_, "p", {}, std::nullopt, 0)->size(), 6U);
+}
+
+TEST_F(CaseView, HistoryByUserAndByTime) {
+  const EventId a = create();
+  append_ok("p", {event(Kind::CASE_UPDATED, a, fields({{"x", "1"}}), "sup-002")});
+  append_ok("p", {event(Kind::CASE_UPDATED, a, fields({{"x", "2"}}), "sup-002")});
+  proj::HistoryFilter by_user;
+  by_user.actor = "sup-002";
+  auto h = view_->history(*ledger_, "p", by_user, 0);
+  ASSERT_TRUE(h.is_ok());
+  ASSERT_EQ(h->size(), 2U);
+  EXPECT_EQ((*h)[1].changes[0].prior, "1");
+  proj::HistoryFilter in_time;
+  in_time.from_us = (*h)[1].server_time_us;
+  EXPECT_GE(view_->history(*ledger_, "p", in_time, 0)->size(), 1U);
+  proj::HistoryFilter none;
+  none.to_us = 0;
+  EXPECT_TRUE(view_->history(*ledger_, "p", none, 0)->empty());
+}
+
+TEST_F(CaseView, DuplicatesAndRejectedBatchesLeaveTheViewAlone) {
+  const EventId id = create();
+  auto update = event(Kind::CASE_UPDATED, id, fields({{"age", "40"}}));
+  append_ok("p", {update});
+  append_ok("p", {update});  // A re-send: duplicate, folded once.
+  EXPECT_EQ(history_of(id).size(), 2U);
+  auto conflicting = update;
+  conflicting.payload = proj::encode_case_change(fields({{"age", "41"}}));
+  auto other = event(Kind::CASE_UPDATED, id, fields({{"weight", "60"}}));
+  auto rejected = ledger_->append("p", {other, conflicting}).get();
+  ASSERT_FALSE(rejected.is_ok());
+  EXPECT_EQ(history_of(id).size(), 2U);
+  EXPECT_EQ(state(id).fields.size(), 2U);  // No "weight".
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), ledger_->head("p")->seq);
+}
+
+TEST_F(CaseView, NoFieldValueIsReadableInTheLmdbFile) {
+  const EventId id = random_id();
+  CaseChangeData c = fields({{"patient_name", "Achieng Otieno"}, {"phone", "+254700000001"}});
+  c.case_type = "patient";
+  c.case_name = "Achieng Otieno";
+  append_ok("p", {event(Kind::CASE_CREATED, id, c)});
+  append_ok("p", {event(Kind::CASE_UPDATED, id, fields({{"phone", "+254700000002"}}))});
+  ledger_.reset();
+  std::ifstream in(data_dir() / "data.mdb", std::ios::binary);
+  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(file.find("Achieng"), std::string::npos);
+  EXPECT_EQ(file.find("+2547000000"), std::string::npos);
+  EXPECT_EQ(file.find("patient_name"), std::string::npos);
+  reopen();
+  EXPECT_EQ(state(id).name, "Achieng Otieno");
+}
+
+}  // namespace
+}  // namespace trail::testing
