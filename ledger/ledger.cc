@@ -7,6 +7,7 @@
 #include "ledger/internal/layout.h"
 #include "ledger/internal/lmdb_env.h"
 #include "ledger/internal/projection_tables.h"
+#include "ledger/internal/replay.h"
 #include "ledger/internal/writer.h"
 #include "ledger/sha256.h"
 
@@ -85,7 +86,10 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
   ledger->projectors_ = options.projectors;
   ledger->bindings_ = bindings;
   if (!read_only) {
-    ledger->writer_ = std::make_unique<detail::Writer>(*ledger->env_, ledger->keys_, bindings);
+    Ledger* self = ledger.get();
+    ledger->writer_ = std::make_unique<detail::Writer>(
+        *ledger->env_, ledger->keys_, bindings,
+        [self](std::uint32_t key_id) { return self->data_key_by_id(key_id); });
   }
   return ledger;
 }
@@ -306,6 +310,92 @@ Result<std::shared_ptr<const DataKey>> Ledger::existing_project_key(
     id = get_u32_be(stored->data());
   }
   return data_key_by_id(*id);
+}
+
+}  // namespace trail::ledger
+
+namespace trail::ledger {
+namespace {
+constexpr std::uint64_t kRebuildChunkEvents = 20'000;  // Events replayed per commit.
+}  // namespace
+
+Status Ledger::rebuild_projections(
+    const std::function<void(std::uint64_t, std::uint64_t)>& progress) {
+  if (!writer_) return Status::error(Code::kBusy, "ledger is open read-only");
+  auto work = [this, &progress]() -> Status {
+    TRAIL_ASSIGN_OR_RETURN(auto projects, this->projects());
+    std::vector<std::pair<std::string, std::uint64_t>> heads;
+    std::uint64_t total = 0;
+    for (const auto& project : projects) {
+      TRAIL_ASSIGN_OR_RETURN(Head head, this->head(project));
+      heads.emplace_back(project, head.seq);
+      total += head.seq;
+    }
+    {
+      TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
+      for (const auto& binding : bindings_) {
+        for (const MDB_dbi dbi : binding.dbis) TRAIL_TRY(txn.clear(dbi));
+      }
+      TRAIL_TRY(txn.clear(env_->dbi(Table::kProjectionState)));
+      TRAIL_TRY(txn.commit());
+    }
+    const detail::KeyLookup lookup = [this](std::uint32_t id) { return data_key_by_id(id); };
+    std::uint64_t done = 0;
+    if (progress) progress(done, total);
+    for (const auto& [project, head_seq] : heads) {
+      if (head_seq == 0) continue;
+      TRAIL_ASSIGN_OR_RETURN(auto project_key, existing_project_key(project));
+      std::uint64_t applied = 0;
+      while (applied < head_seq) {
+        const std::uint64_t to = std::min(head_seq, applied + kRebuildChunkEvents);
+        TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
+        Status status = detail::replay(txn, project, applied, to, bindings_, *project_key, lookup);
+        if (status.is_ok()) status = txn.commit();
+        if (status.code() == Code::kBusy) {  // Map full: grow and redo the chunk.
+          txn.abort();
+          TRAIL_TRY(env_->grow_map());
+          continue;
+        }
+        TRAIL_TRY(status);
+        done += to - applied;
+        applied = to;
+        if (progress) progress(done, total);
+      }
+    }
+    return Status::ok();
+  };
+  return writer_->run_exclusive(work).get();
+}
+
+Result<Digest> Ledger::projection_digest() const {
+  TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+  std::string all;
+  auto add = [&all](ByteView bytes) {
+    std::uint8_t size[8];
+    put_u64_be(size, bytes.size());
+    all.append(reinterpret_cast<const char*>(size), 8);
+    all.append(as_chars(bytes));
+  };
+  auto add_table = [&](MDB_dbi dbi) -> Status {
+    auto cursor = txn.cursor(dbi);
+    TRAIL_ASSIGN_OR_RETURN(bool more, cursor.first());
+    while (more) {
+      add(cursor.key());
+      add(cursor.value());
+      TRAIL_ASSIGN_OR_RETURN(more, cursor.next());
+    }
+    return Status::ok();
+  };
+  for (const auto& binding : bindings_) {
+    const auto names = binding.projector->tables();
+    for (std::size_t i = 0; i < binding.dbis.size(); ++i) {
+      add(as_bytes(names[i]));
+      TRAIL_TRY(add_table(binding.dbis[i]));
+    }
+  }
+  add(as_bytes(std::string_view{"projection_state"}));
+  TRAIL_TRY(add_table(env_->dbi(Table::kProjectionState)));
+  return sha256(as_bytes(all));
 }
 
 }  // namespace trail::ledger

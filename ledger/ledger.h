@@ -113,6 +113,14 @@ class Ledger {
   // The last seq of `project` that `projector` has applied (0: none).
   Result<std::uint64_t> projection_seq(const Projector& projector, std::string_view project) const;
 
+  // Empties every registered view and replays every chain into it, committing in chunks.
+  // `progress` (optional) gets events replayed so far and the total. Appends wait meanwhile.
+  // Errors: kBusy when read-only; kCorrupt when an event does not open; storage errors.
+  Status rebuild_projections(const std::function<void(std::uint64_t, std::uint64_t)>& progress);
+  // SHA-256 over every key and value of every registered view (and their bookkeeping), from
+  // one snapshot: equal digests mean byte-identical views.
+  Result<Digest> projection_digest() const;
+
   bool has_keys() const { return keys_ != nullptr; }
   detail::Env& env() const { return *env_; }
   // Size of the LMDB map now (grows on demand).

@@ -17,6 +17,7 @@ struct Writer::Drain {
   TimeUs now_us = 0;
   std::unordered_map<std::string, HeadRecord> heads;  // Heads as this transaction left them.
   std::vector<std::string> dirty;                     // Projects whose head changed.
+  std::vector<std::string> views_checked;             // Projects whose views are up to date.
   // Per job: receipts (append), key id (key) or the batch's rejection.
   std::vector<std::variant<std::vector<Receipt>, std::uint32_t, Status>> results;
 
@@ -39,10 +40,11 @@ struct Writer::Completion {
 };
 
 Writer::Writer(Env& env, std::shared_ptr<const KeyRing> keys,
-               std::vector<ProjectorBinding> projectors)
+               std::vector<ProjectorBinding> projectors, KeyLookup key_lookup)
     : env_{env},
       keys_{std::move(keys)},
       projectors_{std::move(projectors)},
+      key_lookup_{std::move(key_lookup)},
       completion_thread_{[this] { complete(); }},
       thread_{[this] { run(); }} {}
 
@@ -125,6 +127,22 @@ std::future<Result<std::uint32_t>> Writer::submit(KeyJob job) {
   return future;
 }
 
+std::future<Status> Writer::run_exclusive(std::function<Status()> work) {
+  std::promise<Status> done;
+  auto future = done.get_future();
+  std::unique_lock lock{mutex_};
+  if (poisoned_) {
+    done.set_value(Status::error(Code::kFatal, "ledger poisoned by an earlier commit failure"));
+  } else if (stopping_) {
+    done.set_value(Status::error(Code::kBusy, "ledger is shutting down"));
+  } else {
+    exclusive_.emplace_back(std::move(work), std::move(done));
+    lock.unlock();
+    wake_.notify_one();
+  }
+  return future;
+}
+
 void Writer::inject_commit_failures(int count) {
   std::lock_guard lock{mutex_};
   injected_failures_ = count;
@@ -135,7 +153,14 @@ void Writer::run() {
   for (;;) {
     {
       std::unique_lock lock{mutex_};
-      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty() || !exclusive_.empty(); });
+      if (!exclusive_.empty()) {
+        auto [work, done] = std::move(exclusive_.front());
+        exclusive_.pop_front();
+        lock.unlock();
+        done.set_value(work());
+        continue;
+      }
       if (queue_.empty()) return;  // Stopping, and everything queued is committed.
       std::size_t events = 0;
       while (!queue_.empty()) {
@@ -239,6 +264,21 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
   TRAIL_ASSERT(!job.events.empty());
   TRAIL_ASSERT(job.events.size() <= kBatchEventsMax);
   TRAIL_ASSIGN_OR_RETURN(HeadRecord* head, drain.head(txn, job.project));
+  if (!projectors_.empty() && std::find(drain.views_checked.begin(), drain.views_checked.end(),
+                                        job.project) == drain.views_checked.end()) {
+    // Pair check: every view must have folded the whole chain before it folds more. A view
+    // registered late (or emptied) catches up from the stored events here.
+    for (const auto& binding : projectors_) {
+      TRAIL_ASSIGN_OR_RETURN(std::uint64_t applied,
+                             applied_seq(txn, binding.projector->name(), job.project));
+      if (applied > head->seq) {
+        return Status::error(Code::kCorrupt, "view " + std::string(binding.projector->name()) +
+                                                 " of " + job.project + " is ahead of its chain");
+      }
+      TRAIL_TRY(replay(txn, job.project, applied, head->seq, {binding}, *job.key, key_lookup_));
+    }
+    drain.views_checked.push_back(job.project);
+  }
 
   // Phase 1: claim each new event id in the index (one B-tree descent per event: the insert
   // itself reports an id that is already there). plan[i]: -1 new (seq[i] assigned); -2

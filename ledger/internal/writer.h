@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -28,6 +29,7 @@
 #include "ledger/envelope.h"
 #include "ledger/internal/lmdb_env.h"
 #include "ledger/internal/projection_tables.h"
+#include "ledger/internal/replay.h"
 #include "ledger/key_ring.h"
 #include "ledger/receipt.h"
 
@@ -52,7 +54,10 @@ struct KeyJob {
 class Writer {
  public:
   // Every new event is applied to every projector in `projectors` inside its commit.
-  Writer(Env& env, std::shared_ptr<const KeyRing> keys, std::vector<ProjectorBinding> projectors);
+  // Views found behind their chain are first brought up to date from the stored events,
+  // whose payloads `key_lookup` opens.
+  Writer(Env& env, std::shared_ptr<const KeyRing> keys, std::vector<ProjectorBinding> projectors,
+         KeyLookup key_lookup);
   ~Writer();  // Commits what is queued, then stops.
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -61,6 +66,11 @@ class Writer {
   // kFatal once poisoned.
   std::future<Result<std::vector<Receipt>>> submit(AppendJob job);
   std::future<Result<std::uint32_t>> submit(KeyJob job);
+
+  // Runs `work` on the writer thread between commits, with no other write in progress, and
+  // resolves with what it returns (e.g. a projection rebuild, which commits in chunks).
+  // Errors: kFatal once poisoned; kBusy when stopping.
+  std::future<Status> run_exclusive(std::function<Status()> work);
 
   // Test seam: the next `count` commits fail as if the disk had failed.
   void inject_commit_failures(int count);
@@ -84,9 +94,11 @@ class Writer {
   Env& env_;
   std::shared_ptr<const KeyRing> keys_;
   std::vector<ProjectorBinding> projectors_;
+  KeyLookup key_lookup_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> queue_;
+  std::deque<std::pair<std::function<Status()>, std::promise<Status>>> exclusive_;
   std::size_t queued_events_ = 0;
   bool stopping_ = false;
   bool poisoned_ = false;  // Written and read by the writer thread; read under mutex_ by submit.

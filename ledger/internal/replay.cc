@@ -1,0 +1,56 @@
+#include "ledger/internal/replay.h"
+
+#include "ledger/envelope.h"
+#include "ledger/internal/layout.h"
+#include "ledger/sha256.h"
+
+namespace trail::ledger::detail {
+
+Result<std::uint64_t> applied_seq(const WriteTxn& txn, std::string_view projector,
+                                  std::string_view project) {
+  TRAIL_ASSIGN_OR_RETURN(auto stored, txn.get(Table::kProjectionState,
+                                              as_bytes(projection_state_key(projector, project))));
+  if (!stored) return std::uint64_t{0};
+  if (stored->size() != 8) return Status::error(Code::kCorrupt, "projection state is malformed");
+  return get_u64_be(stored->data());
+}
+
+Status replay(WriteTxn& txn, std::string_view project, std::uint64_t after_seq,
+              std::uint64_t to_seq, const std::vector<ProjectorBinding>& bindings,
+              const DataKey& project_key, const KeyLookup& keys) {
+  if (bindings.empty() || to_seq <= after_seq) return Status::ok();
+  DecodedEnvelope envelope;
+  std::string aad;
+  EventDraft draft;
+  std::shared_ptr<const DataKey> key;
+  for (std::uint64_t seq = after_seq + 1; seq <= to_seq; ++seq) {
+    TRAIL_ASSIGN_OR_RETURN(auto stored, txn.get(Table::kEvents, as_bytes(event_key(project, seq))));
+    if (!stored) {
+      return Status::error(Code::kCorrupt, "replay: event " + std::to_string(seq) + " of " +
+                                               std::string(project) + " is missing");
+    }
+    const Digest hash = leaf_hash(*stored);
+    TRAIL_TRY(decode_envelope(*stored, envelope));
+    if (key == nullptr || key->id() != envelope.key_id) {
+      TRAIL_ASSIGN_OR_RETURN(key, keys(envelope.key_id));
+    }
+    draft = envelope.header();
+    encode_aad(envelope, aad);
+    TRAIL_TRY(key->open(envelope.cipher, envelope.nonce, as_bytes(aad), envelope.ciphertext,
+                        draft.payload));
+    const AppendedEvent event{project, seq, hash, envelope.server_time_us, &draft, &project_key};
+    for (const auto& binding : bindings) {
+      WriteProjectionTables tables{txn, binding.dbis};
+      TRAIL_TRY(binding.projector->apply(tables, event));
+    }
+  }
+  std::uint8_t last[8];
+  put_u64_be(last, to_seq);
+  for (const auto& binding : bindings) {
+    TRAIL_TRY(txn.put(Table::kProjectionState,
+                      as_bytes(projection_state_key(binding.projector->name(), project)), last));
+  }
+  return Status::ok();
+}
+
+}  // namespace trail::ledger::detail
