@@ -11,6 +11,7 @@
 #include "tools/trailctl/commands.h"
 #include "tools/trailctl/event_json.h"
 #include "tools/trailctl/line_reader.h"
+#include "tools/trailctl/open_ledger.h"
 
 namespace trail::tools {
 
@@ -24,14 +25,9 @@ bool blank(const std::string& line) {
 
 int run_append(const CommonOptions& common, const std::string& project, std::size_t batch_max) {
   if (Status s = ledger::validate_project(project); !s.is_ok()) return fail(s.detail());
-  auto keys = ledger::KeyRing::load(common.keys_dir);
-  if (!keys.is_ok()) return fail(keys.status().detail());
-  ledger::LedgerOptions options;
-  options.data_dir = common.data_dir;
-  options.keys = *keys;
-  auto opened = ledger::Ledger::open(options);
+  auto opened = open_ledger(common, /*read_only=*/false);
   if (!opened.is_ok()) return fail(opened.status().detail());
-  ledger::Ledger& ledger = **opened;
+  ledger::Ledger& ledger = *opened->ledger;
 
   LineReader reader{STDIN_FILENO, kLineBytesMax};
   std::string line;

@@ -5,21 +5,16 @@
 #include "ledger/ledger.h"
 #include "tools/trailctl/commands.h"
 #include "tools/trailctl/event_json.h"
+#include "tools/trailctl/open_ledger.h"
 
 namespace trail::tools {
 
 int run_cat(const CommonOptions& common, const std::string& project, std::uint64_t from,
             std::uint64_t limit) {
   if (Status s = ledger::validate_project(project); !s.is_ok()) return fail(s.detail());
-  auto keys = ledger::KeyRing::load(common.keys_dir);
-  if (!keys.is_ok()) return fail(keys.status().detail());
-  ledger::LedgerOptions options;
-  options.data_dir = common.data_dir;
-  options.keys = *keys;
-  options.read_only = true;
-  auto opened = ledger::Ledger::open(options);
+  auto opened = open_ledger(common, /*read_only=*/true);
   if (!opened.is_ok()) return fail(opened.status().detail());
-  const ledger::Ledger& ledger = **opened;
+  const ledger::Ledger& ledger = *opened->ledger;
 
   Status bad = Status::ok();
   std::string out;

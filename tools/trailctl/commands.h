@@ -23,6 +23,21 @@ int run_verify(const CommonOptions& common, bool use_keys, const std::optional<s
 int run_cat(const CommonOptions& common, const std::string& project, std::uint64_t from,
             std::uint64_t limit);
 
+struct CaseCommand {
+  std::string action;  // show, history, list
+  std::string project;
+  std::string case_id;
+  std::string owner;
+  std::string type;
+  std::string user;
+  std::string after;
+  bool open_only = false;
+  bool closed_only = false;
+  std::size_t limit = 0;
+};
+int run_case(const CommonOptions& common, const CaseCommand& command);
+int run_rebuild(const CommonOptions& common);
+
 // Prints "trailctl: <message>" on stderr and returns kExitError.
 int fail(const std::string& message);
 

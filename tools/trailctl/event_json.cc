@@ -8,6 +8,7 @@
 #include <capnp/serialize.h>
 #include <kj/exception.h>
 
+#include "projections/case_payload.h"
 #include "schema/event.capnp.h"
 
 namespace trail::tools {
@@ -86,26 +87,6 @@ Result<std::map<std::string, std::string>> fields_at(const json::object& obj) {
   return fields;
 }
 
-std::string encode_case_change(std::string_view case_type, std::string_view case_name,
-                               std::string_view owner,
-                               const std::map<std::string, std::string>& fields) {
-  capnp::MallocMessageBuilder message;
-  auto change = message.initRoot<schema::Payload>().initCaseChange();
-  change.setCaseType(capnp::Text::Reader(case_type.data(), case_type.size()));
-  change.setCaseName(capnp::Text::Reader(case_name.data(), case_name.size()));
-  change.setOwner(capnp::Text::Reader(owner.data(), owner.size()));
-  auto list = change.initFields(static_cast<unsigned>(fields.size()));
-  unsigned i = 0;
-  for (const auto& [name, value] : fields) {  // std::map: sorted by name, so canonical.
-    list[i].setName(capnp::Text::Reader(name.data(), name.size()));
-    list[i].setValue(capnp::Text::Reader(value.data(), value.size()));
-    ++i;
-  }
-  const auto words = capnp::messageToFlatArray(message);
-  const auto bytes = words.asBytes();
-  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
-}
-
 constexpr std::string_view kKnownKeys[] = {"event_id",  "kind",      "case_id", "actor",
                                            "device_id", "client_time", "fields", "channel",
                                            "via",       "case_type", "case_name", "owner"};
@@ -166,7 +147,12 @@ Result<EventDraft> parse_event_line(std::string_view line) {
   TRAIL_ASSIGN_OR_RETURN(auto owner, string_at(obj, "owner", false));
   TRAIL_TRY(check_text("owner", owner, kCaseTextBytesMax));
   TRAIL_ASSIGN_OR_RETURN(auto fields, fields_at(obj));
-  draft.payload = encode_case_change(case_type, case_name, owner, fields);
+  proj::CaseChangeData change;
+  change.case_type = std::string(case_type);
+  change.case_name = std::string(case_name);
+  change.owner = std::string(owner);
+  change.fields.assign(fields.begin(), fields.end());
+  draft.payload = proj::encode_case_change(change);
   return draft;
 }
 

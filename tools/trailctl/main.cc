@@ -59,6 +59,29 @@ int main(int argc, char** argv) {
   cat->add_option("--from", from, "first seq")->capture_default_str();
   cat->add_option("--limit", limit, "events at most (0: all)")->capture_default_str();
 
+  auto* case_cmd = app.add_subcommand("case", "show a case, its history, or list cases");
+  add_dirs(case_cmd, true);
+  CaseCommand case_args;
+  case_cmd->add_option("--project", case_args.project, "project space")->required();
+  case_cmd->require_subcommand(1);
+  auto* case_show = case_cmd->add_subcommand("show", "a case's current state");
+  case_show->add_option("case_id", case_args.case_id, "case id")->required();
+  auto* case_history = case_cmd->add_subcommand("history", "who changed what, when, how, from what");
+  case_history->add_option("case_id", case_args.case_id, "case id");
+  case_history->add_option("--user", case_args.user, "only changes by this user");
+  case_history->add_option("--limit", case_args.limit, "entries at most (0: all)");
+  auto* case_list = case_cmd->add_subcommand("list", "cases, in case-id order");
+  case_list->add_option("--owner", case_args.owner, "owned by");
+  case_list->add_option("--type", case_args.type, "of case type");
+  case_list->add_flag("--open", case_args.open_only, "open cases only");
+  case_list->add_flag("--closed", case_args.closed_only, "closed cases only");
+  case_list->add_option("--after", case_args.after, "page after this case id");
+  case_list->add_option("--limit", case_args.limit, "cases at most (0: all)");
+  for (auto* sub : {case_show, case_history, case_list}) add_dirs(sub, true);
+
+  auto* rebuild = app.add_subcommand("rebuild", "empty every view and replay every chain into it");
+  add_dirs(rebuild, true);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -78,5 +101,10 @@ int main(int argc, char** argv) {
     return run_verify(common, keys_opt->count() > 0, only);
   }
   if (cat->parsed()) return run_cat(common, project, from, limit);
+  if (case_cmd->parsed()) {
+    case_args.action = case_show->parsed() ? "show" : case_history->parsed() ? "history" : "list";
+    return run_case(common, case_args);
+  }
+  if (rebuild->parsed()) return run_rebuild(common);
   return fail("no command");
 }
