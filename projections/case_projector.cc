@@ -1,5 +1,7 @@
 #include "projections/case_projector.h"
 
+#include "schema/event.capnp.h"
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -12,11 +14,27 @@ namespace trail::proj {
 namespace {
 
 enum TableIndex : std::size_t {
-  kState, kByOwner, kByType, kByParent, kHistory, kHistoryByUser, kHistoryByTime
+  kState, kByOwner, kByType, kByParent, kHistory, kHistoryByUser, kHistoryByTime, kForms
 };
 constexpr const char* kTableNames[] = {"case.state",   "case.by_owner",        "case.by_type",
                                        "case.by_parent", "case.history",       "case.history_by_user",
-                                       "case.history_by_time"};
+                                       "case.history_by_time", "case.forms"};
+
+// The xmlns of a form.submitted payload, or nullopt when it is not one.
+std::optional<std::string> form_xmlns(std::string_view payload) {
+  if (payload.empty() || payload.size() % sizeof(capnp::word) != 0) return std::nullopt;
+  auto words = kj::heapArray<capnp::word>(payload.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), payload.data(), payload.size());
+  try {
+    capnp::FlatArrayMessageReader message(words);
+    const auto root = message.getRoot<schema::Payload>();
+    if (!root.isForm()) return std::nullopt;
+    const auto xmlns = root.getForm().getXmlns();
+    return std::string(xmlns.begin(), xmlns.size());
+  } catch (const kj::Exception&) {
+    return std::nullopt;
+  }
+}
 
 // ---- keys ----
 
@@ -175,6 +193,7 @@ Result<HistoryItem> read_history(kj::Array<capnp::word>& words, const EventId& c
     if (auto id = opt_id(r.getEventId())) h.event_id = *id;
     h.via = opt_id(r.getVia());
     h.kind = r.getKind();
+    h.form_xmlns = str(r.getFormXmlns());
     for (const auto c : r.getChanges()) {
       FieldChange change;
       change.action = c.getAction();
@@ -300,6 +319,15 @@ std::vector<std::string> CaseProjector::tables() const {
 Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) {
   TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
   const ledger::EventDraft& draft = *event.draft;
+  if (draft.kind == schema::Kind::FORM_SUBMITTED) {  // Remember its xmlns for the history.
+    auto xmlns = form_xmlns(draft.payload);
+    if (!xmlns) return Status::ok();
+    std::string fkey = pk(event.project);
+    add_id(fkey, draft.event_id);
+    return tables.put(kForms, as_bytes(fkey),
+                      as_bytes(event.key->seal_deterministic(as_bytes(aad_for(kForms, as_bytes(fkey))),
+                                                             as_bytes(*xmlns))));
+  }
   if (!is_case_kind(draft.kind) || !draft.subject) return Status::ok();
   auto change = decode_case_change(draft.payload);
   if (!change.is_ok()) return Status::ok();  // Not a case change: nothing to fold.
@@ -359,6 +387,16 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   h.setEventId({draft.event_id.data(), draft.event_id.size()});
   if (draft.via) h.setVia({draft.via->data(), draft.via->size()});
   h.setKind(draft.kind);
+  if (draft.via) {
+    std::string fkey = pk(event.project);
+    add_id(fkey, *draft.via);
+    TRAIL_ASSIGN_OR_RETURN(auto form, tables.get(kForms, as_bytes(fkey)));
+    if (form) {
+      std::string xmlns;
+      TRAIL_TRY(event.key->open_deterministic(as_bytes(aad_for(kForms, as_bytes(fkey))), *form, xmlns));
+      h.setFormXmlns(text(xmlns));
+    }
+  }
   auto list = h.initChanges(static_cast<unsigned>(changes.size()));
   for (unsigned i = 0; i < changes.size(); ++i) {
     list[i].setAction(changes[i].action);

@@ -1,6 +1,7 @@
 // The case view: current state of every case, its lookups (by owner, type, parent), and its
-// field-level change history ("who changed what, when, how, from which prior value"), kept in
-// step with the ledger by folding each case event inside the append's commit.
+// field-level change history ("who changed what, when, how, from which prior value", and the
+// submission that caused it with its form xmlns), kept in step with the ledger by folding each
+// case event (and each form submission, for its xmlns) inside the append's commit.
 //
 // Semantics (documented in docs/CASES.md):
 //   - An update, close, index or reassignment of a case that does not exist creates it
@@ -61,6 +62,7 @@ struct HistoryItem {
   EventId event_id{};
   std::optional<EventId> via;
   schema::Kind kind = schema::Kind::CASE_UPDATED;
+  std::string form_xmlns;  // The submission's form (xmlns) when `via` names one Trail holds.
   std::vector<FieldChange> changes;
 };
 

@@ -56,4 +56,5 @@ struct HistoryEntry {
   via @7 :Data;
   kind @8 :Event.Kind;
   changes @9 :List(Change);
+  formXmlns @10 :Text;  # the form of the submission named in `via`, when Trail holds it
 }

@@ -3,6 +3,9 @@
 
 #include <fstream>
 
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
 #include "projections/case_projector.h"
 #include "tests/support/ledger_fixture.h"
 
@@ -224,6 +227,32 @@ TEST_F(CaseView, DuplicatesAndRejectedBatchesLeaveTheViewAlone) {
   EXPECT_EQ(history_of(id).size(), 2U);
   EXPECT_EQ(state(id).fields.size(), 2U);  // No "weight".
   EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), ledger_->head("p")->seq);
+}
+
+TEST_F(CaseView, HistoryNamesTheSubmissionAndItsFormXmlns) {
+  ledger::EventDraft form = make_draft(0);
+  form.kind = Kind::FORM_SUBMITTED;
+  form.subject.reset();
+  {
+    capnp::MallocMessageBuilder message;
+    auto f = message.initRoot<schema::Payload>().initForm();
+    f.setXmlns("http://openrosa.org/formdesigner/anc-visit");
+    f.setContentType("text/xml");
+    const auto words = capnp::messageToFlatArray(message);
+    form.payload.assign(reinterpret_cast<const char*>(words.asBytes().begin()),
+                        words.asBytes().size());
+  }
+  const EventId id = random_id();
+  auto change = event(Kind::CASE_CREATED, id, fields({{"anc_visits", "1"}}));
+  change.via = form.event_id;
+  append_ok("p", {form, change});  // One submission and the change it causes: one batch.
+  const auto h = history_of(id);
+  ASSERT_EQ(h.size(), 1U);
+  EXPECT_EQ(h[0].via, form.event_id);
+  EXPECT_EQ(h[0].form_xmlns, "http://openrosa.org/formdesigner/anc-visit");
+  auto plain = event(Kind::CASE_UPDATED, id, fields({{"anc_visits", "2"}}));
+  append_ok("p", {plain});
+  EXPECT_EQ(history_of(id)[1].form_xmlns, "");
 }
 
 TEST_F(CaseView, NoFieldValueIsReadableInTheLmdbFile) {

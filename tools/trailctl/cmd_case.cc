@@ -50,6 +50,7 @@ json::object history_json(const proj::HistoryItem& h) {
   out["event_id"] = format_uuid(h.event_id);
   if (h.via) out["via"] = format_uuid(*h.via);
   out["kind"] = ledger::kind_name(h.kind);
+  if (!h.form_xmlns.empty()) out["form_xmlns"] = h.form_xmlns;
   json::array changes;
   for (const auto& c : h.changes) {
     json::object change;
