@@ -32,6 +32,7 @@ test: build
 
 bench: build
 	@$(BUILD)/bench/trail_ledger_bench --benchmark_counters_tabular=true
+	@$(BUILD)/bench/trail_projections_bench --benchmark_counters_tabular=true
 
 clean:
 	rm -rf $(BUILD)
