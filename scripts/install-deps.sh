@@ -14,6 +14,7 @@ packages=(
   libcli11-dev                             # trailctl argument parsing
   libgtest-dev libgmock-dev                # tests
   libbenchmark-dev                         # micro-benchmarks
+  libpugixml-dev                           # XForm / CaseXML submissions (projections/intake)
 )
 
 missing=()

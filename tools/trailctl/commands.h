@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace trail::tools {
 
@@ -37,6 +38,14 @@ struct CaseCommand {
 };
 int run_case(const CommonOptions& common, const CaseCommand& command);
 int run_rebuild(const CommonOptions& common);
+
+struct SubmitCommand {
+  std::string project;
+  std::vector<std::string> files;
+  std::string user = "trailctl";  // Actor when a form names no user.
+  std::string device = "trailctl";
+};
+int run_submit(const CommonOptions& common, const SubmitCommand& command);
 
 // Prints "trailctl: <message>" on stderr and returns kExitError.
 int fail(const std::string& message);

@@ -79,6 +79,16 @@ int main(int argc, char** argv) {
   case_list->add_option("--limit", case_args.limit, "cases at most (0: all)");
   for (auto* sub : {case_show, case_history, case_list}) add_dirs(sub, true);
 
+  auto* submit = app.add_subcommand("submit", "append XForm submissions (with case blocks)");
+  add_dirs(submit, true);
+  SubmitCommand submit_args;
+  submit->add_option("--project", submit_args.project, "project space")->required();
+  submit->add_option("--user", submit_args.user, "actor when a form names no user")
+      ->capture_default_str();
+  submit->add_option("--device", submit_args.device, "device when a form names none")
+      ->capture_default_str();
+  submit->add_option("files", submit_args.files, "XML files")->required();
+
   auto* rebuild = app.add_subcommand("rebuild", "empty every view and replay every chain into it");
   add_dirs(rebuild, true);
 
@@ -106,5 +116,6 @@ int main(int argc, char** argv) {
     return run_case(common, case_args);
   }
   if (rebuild->parsed()) return run_rebuild(common);
+  if (submit->parsed()) return run_submit(common, submit_args);
   return fail("no command");
 }

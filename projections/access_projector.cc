@@ -1,0 +1,358 @@
+#include "projections/access_projector.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+#include <sodium.h>
+
+#include "ledger/assert.h"
+
+namespace trail::proj {
+namespace {
+
+enum TableIndex : std::size_t { kReads, kByCase, kByReader, kByTime };
+constexpr const char* kTableNames[] = {"access.reads", "access.by_case", "access.by_reader",
+                                       "access.by_time"};
+constexpr std::uint8_t kRowVersion = 1;
+
+// ---- keys ----
+
+std::string pk(std::string_view project) {
+  std::string k;
+  k.push_back(static_cast<char>(project.size()));
+  k.append(project);
+  return k;
+}
+void add_id(std::string& k, const EventId& id) { k.append(as_chars(id)); }
+void add_u64(std::string& k, std::uint64_t v) {
+  std::uint8_t b[8];
+  put_u64_be(b, v);
+  k.append(reinterpret_cast<const char*>(b), 8);
+}
+// Signed time, order-preserving: flip the sign bit.
+void add_time(std::string& k, TimeUs t) {
+  add_u64(k, static_cast<std::uint64_t>(t) ^ (1ULL << 63U));
+}
+TimeUs time_at(const std::uint8_t* p) {
+  return static_cast<TimeUs>(get_u64_be(p) ^ (1ULL << 63U));
+}
+void add_text(std::string& k, std::string_view s) {
+  k.push_back(static_cast<char>(std::min<std::size_t>(s.size(), 255)));
+  k.append(s.substr(0, 255));
+}
+std::string row_key(std::string_view project, std::uint64_t seq) {
+  std::string k = pk(project);
+  add_u64(k, seq);
+  return k;
+}
+
+// ---- row codec: a version byte, then fixed-width integers and u32-length-prefixed text ----
+
+class Writer {
+ public:
+  void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void u32(std::uint32_t v) {
+    std::uint8_t b[4];
+    put_u32_be(b, v);
+    out_.append(reinterpret_cast<const char*>(b), 4);
+  }
+  void u64(std::uint64_t v) { add_u64(out_, v); }
+  void i64(std::int64_t v) { u64(static_cast<std::uint64_t>(v)); }
+  void text(std::string_view s) {
+    u32(static_cast<std::uint32_t>(s.size()));
+    out_.append(s);
+  }
+  void id(const EventId& v) { add_id(out_, v); }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_{in} {}
+  bool u8(std::uint8_t& v) {
+    if (!need(1)) return false;
+    v = static_cast<std::uint8_t>(in_[pos_++]);
+    return true;
+  }
+  bool u32(std::uint32_t& v) {
+    if (!need(4)) return false;
+    v = get_u32_be(reinterpret_cast<const std::uint8_t*>(in_.data() + pos_));
+    pos_ += 4;
+    return true;
+  }
+  bool u64(std::uint64_t& v) {
+    if (!need(8)) return false;
+    v = get_u64_be(reinterpret_cast<const std::uint8_t*>(in_.data() + pos_));
+    pos_ += 8;
+    return true;
+  }
+  bool i64(std::int64_t& v) {
+    std::uint64_t u = 0;
+    if (!u64(u)) return false;
+    v = static_cast<std::int64_t>(u);
+    return true;
+  }
+  bool text(std::string& s) {
+    std::uint32_t n = 0;
+    if (!u32(n) || !need(n)) return false;
+    s.assign(in_.substr(pos_, n));
+    pos_ += n;
+    return true;
+  }
+  bool id(EventId& v) {
+    if (!need(v.size())) return false;
+    std::memcpy(v.data(), in_.data() + pos_, v.size());
+    pos_ += v.size();
+    return true;
+  }
+  bool done() const { return pos_ == in_.size(); }
+
+ private:
+  bool need(std::size_t n) const { return in_.size() - pos_ >= n; }
+  std::string_view in_;
+  std::size_t pos_ = 0;
+};
+
+std::string encode_row(const AccessRow& row) {
+  Writer w;
+  w.u8(kRowVersion);
+  w.u64(row.seq);
+  w.i64(row.server_time_us);
+  w.i64(row.client_time_us);
+  w.text(row.reader);
+  w.text(row.device_id);
+  w.u32(static_cast<std::uint32_t>(row.channel));
+  w.text(row.what);
+  w.text(row.reason);
+  w.u32(static_cast<std::uint32_t>(row.subjects.size()));
+  for (const auto& s : row.subjects) w.id(s);
+  w.id(row.event_id);
+  return w.take();
+}
+
+Result<AccessRow> decode_row(std::string_view bytes) {
+  Reader r{bytes};
+  AccessRow row;
+  std::uint8_t version = 0;
+  std::uint32_t channel = 0;
+  std::uint32_t count = 0;
+  bool ok = r.u8(version) && version == kRowVersion && r.u64(row.seq) &&
+            r.i64(row.server_time_us) && r.i64(row.client_time_us) && r.text(row.reader) &&
+            r.text(row.device_id) && r.u32(channel) && r.text(row.what) && r.text(row.reason) &&
+            r.u32(count) && count <= bytes.size() / 16;
+  if (ok) {
+    row.subjects.resize(count);
+    for (auto& s : row.subjects) ok = ok && r.id(s);
+    ok = ok && r.id(row.event_id) && r.done();
+  }
+  if (!ok) return Status::error(Code::kCorrupt, "access row does not decode");
+  row.channel = static_cast<schema::Channel>(channel);
+  return row;
+}
+
+// ---- sealing ----
+
+std::string aad_for(std::size_t table, std::string_view key) {
+  std::string aad = kTableNames[table];
+  aad.push_back('\0');
+  aad.append(key);
+  return aad;
+}
+
+capnp::Text::Reader text(std::string_view s) { return {s.data(), s.size()}; }
+std::string str(capnp::Text::Reader t) { return {t.begin(), t.size()}; }
+
+EventId random_event_id() {
+  EventId id{};
+  randombytes_buf(id.data(), id.size());
+  id[6] = static_cast<std::uint8_t>((id[6] & 0x0fU) | 0x40U);
+  id[8] = static_cast<std::uint8_t>((id[8] & 0x3fU) | 0x80U);
+  return id;
+}
+
+}  // namespace
+
+std::string encode_record_read(const RecordReadData& read) {
+  capnp::MallocMessageBuilder message;
+  auto out = message.initRoot<schema::Payload>().initRecordRead();
+  out.setWhat(text(read.what));
+  auto subjects = out.initSubjects(static_cast<unsigned>(read.subjects.size()));
+  for (unsigned i = 0; i < read.subjects.size(); ++i) {
+    subjects.set(i, {read.subjects[i].data(), read.subjects[i].size()});
+  }
+  out.setReason(text(read.reason));
+  const auto words = capnp::messageToFlatArray(message);
+  const auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+Result<RecordReadData> decode_record_read(std::string_view payload) {
+  if (payload.empty() || payload.size() % sizeof(capnp::word) != 0) {
+    return Status::error(Code::kCorrupt, "payload is not a Cap'n Proto message");
+  }
+  auto words = kj::heapArray<capnp::word>(payload.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), payload.data(), payload.size());
+  RecordReadData out;
+  try {
+    capnp::FlatArrayMessageReader message(words);
+    const auto root = message.getRoot<schema::Payload>();
+    if (!root.isRecordRead()) return Status::error(Code::kNotFound, "payload is not a record read");
+    const auto read = root.getRecordRead();
+    out.what = str(read.getWhat());
+    out.reason = str(read.getReason());
+    for (const auto subject : read.getSubjects()) {
+      if (subject.size() != 16) return Status::error(Code::kCorrupt, "subject is not 16 bytes");
+      EventId id{};
+      std::memcpy(id.data(), subject.begin(), 16);
+      out.subjects.push_back(id);
+    }
+  } catch (const kj::Exception& e) {
+    return Status::error(Code::kCorrupt,
+                         std::string("payload does not decode: ") + e.getDescription().cStr());
+  }
+  return out;
+}
+
+ledger::EventDraft make_record_read(std::string actor, std::string device_id,
+                                    schema::Channel channel, std::string what,
+                                    std::vector<EventId> subjects, std::string reason,
+                                    TimeUs client_time) {
+  return make_record_read(std::move(actor), std::move(device_id), channel, std::move(what),
+                          std::move(subjects), std::move(reason), client_time, random_event_id());
+}
+
+ledger::EventDraft make_record_read(std::string actor, std::string device_id,
+                                    schema::Channel channel, std::string what,
+                                    std::vector<EventId> subjects, std::string reason,
+                                    TimeUs client_time, const EventId& event_id) {
+  ledger::EventDraft d;
+  d.event_id = event_id;
+  d.kind = schema::Kind::RECORD_READ;
+  d.actor = std::move(actor);
+  d.device_id = std::move(device_id);
+  d.channel = channel;
+  d.client_time_us = client_time;
+  if (subjects.size() == 1) d.subject = subjects.front();
+  RecordReadData read{std::move(what), std::move(subjects), std::move(reason)};
+  d.payload = encode_record_read(read);
+  return d;
+}
+
+std::vector<std::string> AccessProjector::tables() const {
+  return {std::begin(kTableNames), std::end(kTableNames)};
+}
+
+Status AccessProjector::apply(ledger::ProjectionTables& tables,
+                              const ledger::AppendedEvent& event) {
+  TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
+  const ledger::EventDraft& draft = *event.draft;
+  if (draft.kind != schema::Kind::RECORD_READ) return Status::ok();
+
+  AccessRow row;
+  row.seq = event.seq;
+  row.server_time_us = event.server_time_us;
+  row.client_time_us = draft.client_time_us;
+  row.reader = draft.actor;
+  row.device_id = draft.device_id;
+  row.channel = draft.channel;
+  row.event_id = draft.event_id;
+  if (auto read = decode_record_read(draft.payload); read.is_ok()) {
+    row.what = std::move(read->what);
+    row.reason = std::move(read->reason);
+    row.subjects = std::move(read->subjects);
+  }
+  if (draft.subject &&
+      std::find(row.subjects.begin(), row.subjects.end(), *draft.subject) == row.subjects.end()) {
+    row.subjects.push_back(*draft.subject);
+  }
+
+  const std::string rkey = row_key(event.project, event.seq);
+  TRAIL_TRY(tables.put(kReads, as_bytes(rkey),
+                       as_bytes(event.key->seal_deterministic(as_bytes(aad_for(kReads, rkey)),
+                                                              as_bytes(encode_row(row))))));
+  // Putting the same key twice (a subject named twice) stores it once.
+  for (const auto& subject : row.subjects) {
+    std::string k = pk(event.project);
+    add_id(k, subject);
+    add_time(k, event.server_time_us);
+    add_u64(k, event.seq);
+    TRAIL_TRY(tables.put(kByCase, as_bytes(k), {}));
+  }
+  std::string by_reader = pk(event.project);
+  add_text(by_reader, draft.actor);
+  add_time(by_reader, event.server_time_us);
+  add_u64(by_reader, event.seq);
+  TRAIL_TRY(tables.put(kByReader, as_bytes(by_reader), {}));
+  std::string by_time = pk(event.project);
+  add_time(by_time, event.server_time_us);
+  add_u64(by_time, event.seq);
+  return tables.put(kByTime, as_bytes(by_time), {});
+}
+
+Result<std::vector<AccessRow>> AccessProjector::reads(const ledger::Ledger& ledger,
+                                                      std::string_view project,
+                                                      const AccessFilter& filter,
+                                                      std::size_t limit) const {
+  std::vector<AccessRow> out;
+  auto key = ledger.existing_project_key(project);
+  if (!key.is_ok()) {
+    if (key.status().code() == Code::kNotFound) return out;
+    return key.status();
+  }
+  if (filter.from_us && filter.to_us && *filter.from_us >= *filter.to_us) return out;
+  TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
+    std::size_t table = kByTime;
+    std::string prefix = pk(project);
+    if (filter.case_id) {
+      table = kByCase;
+      add_id(prefix, *filter.case_id);
+    } else if (filter.reader) {
+      table = kByReader;
+      add_text(prefix, *filter.reader);
+    }
+    std::string from = prefix;
+    if (filter.from_us) add_time(from, *filter.from_us);
+    Status inner = Status::ok();
+    TRAIL_TRY(tables.scan(table, as_bytes(from), [&](ByteView k, ByteView) {
+      if (k.size() < prefix.size() || as_chars(k.subspan(0, prefix.size())) != prefix) {
+        return false;
+      }
+      const ByteView rest = k.subspan(prefix.size());
+      if (rest.size() != 16) {
+        inner = Status::error(Code::kCorrupt, "malformed access index key");
+        return false;
+      }
+      if (filter.to_us && time_at(rest.data()) >= *filter.to_us) return false;
+      const std::uint64_t seq = get_u64_be(rest.data() + 8);
+      if (filter.after_seq && seq <= *filter.after_seq) return true;
+      const std::string rkey = row_key(project, seq);
+      auto stored = tables.get(kReads, as_bytes(rkey));
+      if (!stored.is_ok() || !*stored) {
+        inner = stored.is_ok() ? Status::error(Code::kCorrupt, "access index names a missing row")
+                               : stored.status();
+        return false;
+      }
+      std::string plain;
+      inner = (*key)->open_deterministic(as_bytes(aad_for(kReads, rkey)), **stored, plain);
+      if (!inner.is_ok()) return false;
+      auto row = decode_row(plain);
+      if (!row.is_ok()) {
+        inner = row.status();
+        return false;
+      }
+      if (!filter.reader || row->reader == *filter.reader) out.push_back(std::move(row).value());
+      return limit == 0 || out.size() < limit;
+    }));
+    return inner;
+  }));
+  return out;
+}
+
+}  // namespace trail::proj

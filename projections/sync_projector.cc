@@ -1,0 +1,265 @@
+#include "projections/sync_projector.h"
+
+#include <cstring>
+#include <map>
+#include <utility>
+
+#include "ledger/assert.h"
+#include "ledger/sha256.h"
+#include "projections/case_payload.h"
+#include "schema/event.capnp.h"
+
+namespace trail::proj {
+namespace {
+
+enum TableIndex : std::size_t { kCase, kLog };
+constexpr const char* kTableNames[] = {"sync.case", "sync.log"};
+constexpr std::uint8_t kCaseVersion = 1;
+constexpr std::uint8_t kInBefore = 0x01U;
+constexpr std::uint8_t kInAfter = 0x02U;
+// Owner ids up to this many bytes are keyed as they are; longer ones by their SHA-256 after a
+// 0xff marker, so that no two owners share a key.
+constexpr std::size_t kOwnerKeyBytesMax = 254;
+
+// ---- keys ----
+
+std::string pk(std::string_view project) {
+  std::string k;
+  k.push_back(static_cast<char>(project.size()));
+  k.append(project);
+  return k;
+}
+void add_id(std::string& k, const EventId& id) { k.append(as_chars(id)); }
+void add_u64(std::string& k, std::uint64_t v) {
+  std::uint8_t b[8];
+  put_u64_be(b, v);
+  k.append(reinterpret_cast<const char*>(b), 8);
+}
+void add_owner(std::string& k, std::string_view owner) {
+  if (owner.size() <= kOwnerKeyBytesMax) {
+    k.push_back(static_cast<char>(owner.size()));
+    k.append(owner);
+    return;
+  }
+  k.push_back(static_cast<char>(0xff));
+  k.append(as_chars(sha256(as_bytes(owner))));
+}
+std::string case_key(std::string_view project, const EventId& id) {
+  std::string k = pk(project);
+  add_id(k, id);
+  return k;
+}
+std::string log_prefix(std::string_view project, std::string_view owner) {
+  std::string k = pk(project);
+  add_owner(k, owner);
+  return k;
+}
+
+// ---- sealing ----
+
+std::string aad_for(std::size_t table, std::string_view key) {
+  std::string aad = kTableNames[table];
+  aad.push_back('\0');
+  aad.append(key);
+  return aad;
+}
+
+std::string seal(const ledger::DataKey& key, std::size_t table, std::string_view k,
+                 std::string_view plain) {
+  return key.seal_deterministic(as_bytes(aad_for(table, k)), as_bytes(plain));
+}
+
+Status open(const ledger::DataKey& key, std::size_t table, std::string_view k, ByteView sealed,
+            std::string& plain) {
+  return key.open_deterministic(as_bytes(aad_for(table, k)), sealed, plain);
+}
+
+// ---- case record: version u8, closed u8, last seq u64, owner (u32 length, bytes) ----
+
+std::string encode_case(const SyncCase& c) {
+  std::string out;
+  out.push_back(static_cast<char>(kCaseVersion));
+  out.push_back(c.closed ? '\1' : '\0');
+  add_u64(out, c.last_seq);
+  std::uint8_t n[4];
+  put_u32_be(n, static_cast<std::uint32_t>(c.owner.size()));
+  out.append(reinterpret_cast<const char*>(n), 4);
+  out.append(c.owner);
+  return out;
+}
+
+Result<SyncCase> decode_case(std::string_view bytes) {
+  const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  if (bytes.size() < 14 || p[0] != kCaseVersion || p[1] > 1 ||
+      get_u32_be(p + 10) != bytes.size() - 14) {
+    return Status::error(Code::kCorrupt, "sync case record does not decode");
+  }
+  SyncCase c;
+  c.closed = p[1] == 1;
+  c.last_seq = get_u64_be(p + 2);
+  c.owner.assign(bytes.substr(14));
+  return c;
+}
+
+bool is_case_kind(schema::Kind kind) {
+  switch (kind) {
+    case schema::Kind::CASE_CREATED:
+    case schema::Kind::CASE_UPDATED:
+    case schema::Kind::CASE_CLOSED:
+    case schema::Kind::CASE_REOPENED:
+    case schema::Kind::CASE_INDEXED:
+    case schema::Kind::CASE_REASSIGNED: return true;
+    default: return false;
+  }
+}
+
+// Writes the log entry of (owner, seq, case) unless the case is out before and after.
+Status log_entry(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event,
+                 std::string_view owner, const EventId& case_id, bool in_before, bool in_after) {
+  if (owner.empty() || (!in_before && !in_after)) return Status::ok();
+  std::string k = log_prefix(event.project, owner);
+  add_u64(k, event.seq);
+  add_id(k, case_id);
+  const char flags =
+      static_cast<char>((in_before ? kInBefore : 0U) | (in_after ? kInAfter : 0U));
+  return tables.put(kLog, as_bytes(k), as_bytes(seal(*event.key, kLog, k, {&flags, 1})));
+}
+
+}  // namespace
+
+std::vector<std::string> SyncProjector::tables() const {
+  return {std::begin(kTableNames), std::end(kTableNames)};
+}
+
+Status SyncProjector::apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) {
+  TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
+  const ledger::EventDraft& draft = *event.draft;
+  if (!is_case_kind(draft.kind) || !draft.subject) return Status::ok();
+  auto change = decode_case_change(draft.payload);
+  if (!change.is_ok()) return Status::ok();  // Not a case change: the case view ignores it too.
+  const EventId& case_id = *draft.subject;
+  const std::string ckey = case_key(event.project, case_id);
+
+  SyncCase state;
+  bool existed = false;
+  TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kCase, as_bytes(ckey)));
+  if (stored) {
+    std::string plain;
+    TRAIL_TRY(open(*event.key, kCase, ckey, *stored, plain));
+    TRAIL_ASSIGN_OR_RETURN(state, decode_case(plain));
+    existed = true;
+  }
+  const std::string old_owner = state.owner;
+  const bool was_in = existed && !state.closed;  // In its (old) owner's set before.
+
+  if (!change->owner.empty()) state.owner = change->owner;
+  if (draft.kind == schema::Kind::CASE_CLOSED) state.closed = true;
+  if (draft.kind == schema::Kind::CASE_REOPENED) state.closed = false;
+  state.last_seq = event.seq;
+  TRAIL_TRY(tables.put(kCase, as_bytes(ckey),
+                       as_bytes(seal(*event.key, kCase, ckey, encode_case(state)))));
+
+  const bool is_in = !state.closed;
+  if (old_owner == state.owner) {
+    return log_entry(tables, event, state.owner, case_id, was_in, is_in);
+  }
+  TRAIL_TRY(log_entry(tables, event, old_owner, case_id, was_in, false));
+  return log_entry(tables, event, state.owner, case_id, false, is_in);
+}
+
+Result<SyncChanges> SyncProjector::changes(const ledger::Ledger& ledger,
+                                           std::string_view project,
+                                           const std::set<std::string>& owners,
+                                           std::uint64_t since_seq) const {
+  SyncChanges out;
+  // Read before the snapshot below, which therefore holds at least everything up to head_seq.
+  TRAIL_ASSIGN_OR_RETURN(out.head_seq, ledger.projection_seq(*this, project));
+  if (since_seq > out.head_seq) {
+    return Status::error(Code::kConflict, "sync seq " + std::to_string(since_seq) +
+                                              " is beyond the view's head " +
+                                              std::to_string(out.head_seq) + ": restore from 0");
+  }
+  if (since_seq == out.head_seq) return out;  // Nothing can have changed.
+  auto key = ledger.existing_project_key(project);
+  if (!key.is_ok()) {
+    if (key.status().code() == Code::kNotFound) return out;
+    return key.status();
+  }
+  // Per case: in the set at since_seq (some owner's first entry after it says "in before"),
+  // in the set at head_seq (some owner's last entry up to it says "in after").
+  std::map<EventId, std::pair<bool, bool>> seen;
+  TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
+    for (const auto& owner : owners) {
+      if (owner.empty()) continue;
+      const std::string prefix = log_prefix(project, owner);
+      std::string from = prefix;
+      add_u64(from, since_seq + 1);
+      std::map<EventId, std::pair<bool, bool>> mine;  // First "before", last "after".
+      Status inner = Status::ok();
+      TRAIL_TRY(tables.scan(kLog, as_bytes(from), [&](ByteView k, ByteView value) {
+        if (k.size() < prefix.size() || as_chars(k.subspan(0, prefix.size())) != prefix) {
+          return false;
+        }
+        const ByteView rest = k.subspan(prefix.size());
+        if (rest.size() != 24) {
+          inner = Status::error(Code::kCorrupt, "malformed sync log key");
+          return false;
+        }
+        if (get_u64_be(rest.data()) > out.head_seq) return false;
+        std::string plain;
+        inner = open(**key, kLog, as_chars(k), value, plain);
+        if (!inner.is_ok()) return false;
+        if (plain.size() != 1) {
+          inner = Status::error(Code::kCorrupt, "malformed sync log entry");
+          return false;
+        }
+        const auto flags = static_cast<std::uint8_t>(plain[0]);
+        EventId case_id{};
+        std::memcpy(case_id.data(), rest.data() + 8, case_id.size());
+        const bool after = (flags & kInAfter) != 0;
+        auto [it, inserted] = mine.try_emplace(case_id, (flags & kInBefore) != 0, after);
+        if (!inserted) it->second.second = after;
+        return true;
+      }));
+      TRAIL_TRY(inner);
+      for (const auto& [case_id, in] : mine) {
+        auto& both = seen[case_id];
+        both.first = both.first || in.first;
+        both.second = both.second || in.second;
+      }
+    }
+    return Status::ok();
+  }));
+  for (const auto& [case_id, in] : seen) {
+    if (in.second) {
+      out.changed.push_back(case_id);
+    } else if (in.first) {
+      out.left.push_back(case_id);
+    }
+  }
+  return out;
+}
+
+Result<std::optional<SyncCase>> SyncProjector::get(const ledger::Ledger& ledger,
+                                                   std::string_view project,
+                                                   const EventId& case_id) const {
+  auto key = ledger.existing_project_key(project);
+  if (!key.is_ok()) {
+    if (key.status().code() == Code::kNotFound) return std::optional<SyncCase>{};
+    return key.status();
+  }
+  std::optional<SyncCase> out;
+  TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
+    const std::string ckey = case_key(project, case_id);
+    TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kCase, as_bytes(ckey)));
+    if (!stored) return Status::ok();
+    std::string plain;
+    TRAIL_TRY(open(**key, kCase, ckey, *stored, plain));
+    TRAIL_ASSIGN_OR_RETURN(auto state, decode_case(plain));
+    out = std::move(state);
+    return Status::ok();
+  }));
+  return out;
+}
+
+}  // namespace trail::proj
