@@ -1,4 +1,5 @@
 #include "projections/access_projector.h"
+#include "projections/view_keys.h"
 
 #include <algorithm>
 #include <cstring>
@@ -14,6 +15,14 @@
 namespace trail::proj {
 namespace {
 
+// Shared key helpers: projections/view_keys.h.
+std::string pk(std::string_view project) { return view::project_prefix(project); }
+using view::add_id;
+using view::add_text;
+using view::add_time;
+using view::add_u64;
+using view::time_at;
+
 enum TableIndex : std::size_t { kReads, kByCase, kByReader, kByTime };
 constexpr const char* kTableNames[] = {"access.reads", "access.by_case", "access.by_reader",
                                        "access.by_time"};
@@ -21,29 +30,6 @@ constexpr std::uint8_t kRowVersion = 1;
 
 // ---- keys ----
 
-std::string pk(std::string_view project) {
-  std::string k;
-  k.push_back(static_cast<char>(project.size()));
-  k.append(project);
-  return k;
-}
-void add_id(std::string& k, const EventId& id) { k.append(as_chars(id)); }
-void add_u64(std::string& k, std::uint64_t v) {
-  std::uint8_t b[8];
-  put_u64_be(b, v);
-  k.append(reinterpret_cast<const char*>(b), 8);
-}
-// Signed time, order-preserving: flip the sign bit.
-void add_time(std::string& k, TimeUs t) {
-  add_u64(k, static_cast<std::uint64_t>(t) ^ (1ULL << 63U));
-}
-TimeUs time_at(const std::uint8_t* p) {
-  return static_cast<TimeUs>(get_u64_be(p) ^ (1ULL << 63U));
-}
-void add_text(std::string& k, std::string_view s) {
-  k.push_back(static_cast<char>(std::min<std::size_t>(s.size(), 255)));
-  k.append(s.substr(0, 255));
-}
 std::string row_key(std::string_view project, std::uint64_t seq) {
   std::string k = pk(project);
   add_u64(k, seq);
@@ -160,10 +146,7 @@ Result<AccessRow> decode_row(std::string_view bytes) {
 // ---- sealing ----
 
 std::string aad_for(std::size_t table, std::string_view key) {
-  std::string aad = kTableNames[table];
-  aad.push_back('\0');
-  aad.append(key);
-  return aad;
+  return view::aad_for(kTableNames[table], key);
 }
 
 capnp::Text::Reader text(std::string_view s) { return {s.data(), s.size()}; }

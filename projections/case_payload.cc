@@ -84,4 +84,18 @@ Result<CaseChangeData> decode_case_change(std::string_view payload) {
   return out;
 }
 
+std::optional<std::string> decode_form_xmlns(std::string_view payload) {
+  if (payload.empty() || payload.size() % sizeof(capnp::word) != 0) return std::nullopt;
+  auto words = kj::heapArray<capnp::word>(payload.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), payload.data(), payload.size());
+  try {
+    capnp::FlatArrayMessageReader message(words);
+    const auto root = message.getRoot<schema::Payload>();
+    if (!root.isForm()) return std::nullopt;
+    return str(root.getForm().getXmlns());
+  } catch (const kj::Exception&) {
+    return std::nullopt;
+  }
+}
+
 }  // namespace trail::proj

@@ -1,6 +1,7 @@
 // The plaintext payload of case events (schema::Payload.caseChange) as a plain C++ value.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,5 +34,8 @@ std::string encode_case_change(const CaseChangeData& change);
 // Decodes a payload. Errors: kCorrupt when it is not a Cap'n Proto Payload; kNotFound when it
 // is a payload of another kind.
 Result<CaseChangeData> decode_case_change(std::string_view payload);
+
+// The xmlns (form id) of a form.submitted payload; nullopt for any other payload.
+std::optional<std::string> decode_form_xmlns(std::string_view payload);
 
 }  // namespace trail::proj

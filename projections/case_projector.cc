@@ -1,4 +1,5 @@
 #include "projections/case_projector.h"
+#include "projections/view_keys.h"
 
 #include "schema/event.capnp.h"
 
@@ -13,6 +14,15 @@
 namespace trail::proj {
 namespace {
 
+// Shared key helpers: projections/view_keys.h.
+std::string pk(std::string_view project) { return view::project_prefix(project); }
+using view::add_id;
+using view::add_text;
+using view::add_time;
+using view::add_u64;
+using view::id_at;
+using view::is_case_kind;
+
 enum TableIndex : std::size_t {
   kState, kByOwner, kByType, kByParent, kHistory, kHistoryByUser, kHistoryByTime, kForms
 };
@@ -20,42 +30,9 @@ constexpr const char* kTableNames[] = {"case.state",   "case.by_owner",        "
                                        "case.by_parent", "case.history",       "case.history_by_user",
                                        "case.history_by_time", "case.forms"};
 
-// The xmlns of a form.submitted payload, or nullopt when it is not one.
-std::optional<std::string> form_xmlns(std::string_view payload) {
-  if (payload.empty() || payload.size() % sizeof(capnp::word) != 0) return std::nullopt;
-  auto words = kj::heapArray<capnp::word>(payload.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), payload.data(), payload.size());
-  try {
-    capnp::FlatArrayMessageReader message(words);
-    const auto root = message.getRoot<schema::Payload>();
-    if (!root.isForm()) return std::nullopt;
-    const auto xmlns = root.getForm().getXmlns();
-    return std::string(xmlns.begin(), xmlns.size());
-  } catch (const kj::Exception&) {
-    return std::nullopt;
-  }
-}
 
 // ---- keys ----
 
-std::string pk(std::string_view project) {
-  std::string k;
-  k.push_back(static_cast<char>(project.size()));
-  k.append(project);
-  return k;
-}
-void add_id(std::string& k, const EventId& id) { k.append(as_chars(id)); }
-void add_u64(std::string& k, std::uint64_t v) {
-  std::uint8_t b[8];
-  put_u64_be(b, v);
-  k.append(reinterpret_cast<const char*>(b), 8);
-}
-// Signed time, order-preserving: flip the sign bit.
-void add_time(std::string& k, TimeUs t) { add_u64(k, static_cast<std::uint64_t>(t) ^ (1ULL << 63U)); }
-void add_text(std::string& k, std::string_view s) {
-  k.push_back(static_cast<char>(std::min<std::size_t>(s.size(), 255)));
-  k.append(s.substr(0, 255));
-}
 std::string state_key(std::string_view project, const EventId& id) {
   std::string k = pk(project);
   add_id(k, id);
@@ -78,19 +55,11 @@ std::string history_key(std::string_view project, const EventId& id, std::uint64
   add_u64(k, seq);
   return k;
 }
-EventId id_at(ByteView b, std::size_t offset) {
-  EventId id{};
-  std::memcpy(id.data(), b.data() + offset, id.size());
-  return id;
-}
 
 // ---- sealing ----
 
 std::string aad_for(std::size_t table, ByteView key) {
-  std::string aad = kTableNames[table];
-  aad.push_back('\0');
-  aad.append(as_chars(key));
-  return aad;
+  return view::aad_for(kTableNames[table], as_chars(key));
 }
 
 std::string seal_message(const ledger::DataKey& key, std::size_t table, std::string_view k,
@@ -209,17 +178,6 @@ Result<HistoryItem> read_history(kj::Array<capnp::word>& words, const EventId& c
   return h;
 }
 
-bool is_case_kind(schema::Kind kind) {
-  switch (kind) {
-    case schema::Kind::CASE_CREATED:
-    case schema::Kind::CASE_UPDATED:
-    case schema::Kind::CASE_CLOSED:
-    case schema::Kind::CASE_REOPENED:
-    case schema::Kind::CASE_INDEXED:
-    case schema::Kind::CASE_REASSIGNED: return true;
-    default: return false;
-  }
-}
 
 std::string index_value(const CaseIndexData& index) {
   return index.case_id ? format_uuid(*index.case_id) : std::string{};
@@ -320,7 +278,7 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
   const ledger::EventDraft& draft = *event.draft;
   if (draft.kind == schema::Kind::FORM_SUBMITTED) {  // Remember its xmlns for the history.
-    auto xmlns = form_xmlns(draft.payload);
+    auto xmlns = decode_form_xmlns(draft.payload);
     if (!xmlns) return Status::ok();
     std::string fkey = pk(event.project);
     add_id(fkey, draft.event_id);

@@ -1,4 +1,5 @@
 #include "projections/report_projector.h"
+#include "projections/view_keys.h"
 
 #include <algorithm>
 #include <cstring>
@@ -19,6 +20,11 @@
 namespace trail::proj {
 namespace {
 
+// Shared key helpers: projections/view_keys.h.
+std::string pk(std::string_view project) { return view::project_prefix(project); }
+using view::add_u64;
+using view::is_case_kind;
+
 enum TableIndex : std::size_t { kSubmissions, kUserDays, kUsers, kCases, kCaseCounts };
 constexpr const char* kTableNames[] = {"report.submissions", "report.user_days", "report.users",
                                        "report.cases", "report.case_counts"};
@@ -32,33 +38,7 @@ Status malformed(std::string_view what) {
                        "report view: malformed " + std::string(what) + "; rebuild the views");
 }
 
-// The xmlns of a form.submitted payload, or nullopt when it is not one.
-std::optional<std::string> form_xmlns(std::string_view payload) {
-  if (payload.empty() || payload.size() % sizeof(capnp::word) != 0) return std::nullopt;
-  auto words = kj::heapArray<capnp::word>(payload.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), payload.data(), payload.size());
-  try {
-    capnp::FlatArrayMessageReader message(words);
-    const auto root = message.getRoot<schema::Payload>();
-    if (!root.isForm()) return std::nullopt;
-    const auto xmlns = root.getForm().getXmlns();
-    return std::string(xmlns.begin(), xmlns.size());
-  } catch (const kj::Exception&) {
-    return std::nullopt;
-  }
-}
 
-bool is_case_kind(schema::Kind kind) {
-  switch (kind) {
-    case schema::Kind::CASE_CREATED:
-    case schema::Kind::CASE_UPDATED:
-    case schema::Kind::CASE_CLOSED:
-    case schema::Kind::CASE_REOPENED:
-    case schema::Kind::CASE_INDEXED:
-    case schema::Kind::CASE_REASSIGNED: return true;
-    default: return false;
-  }
-}
 
 bool is_continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0U) == 0x80U; }
 
@@ -76,17 +56,6 @@ std::string key_text(std::string_view s) {
   return out;
 }
 
-std::string pk(std::string_view project) {
-  std::string k;
-  k.push_back(static_cast<char>(project.size()));
-  k.append(project);
-  return k;
-}
-void add_u64(std::string& k, std::uint64_t v) {
-  std::uint8_t b[8];
-  put_u64_be(b, v);
-  k.append(reinterpret_cast<const char*>(b), 8);
-}
 // Signed values, order-preserving: flip the sign bit.
 void add_i64(std::string& k, std::int64_t v) {
   add_u64(k, static_cast<std::uint64_t>(v) ^ kSignBit);
@@ -188,10 +157,7 @@ struct CaseRecord {
 };
 
 std::string aad_for(std::size_t table, std::string_view key) {
-  std::string aad = kTableNames[table];
-  aad.push_back('\0');
-  aad.append(key);
-  return aad;
+  return view::aad_for(kTableNames[table], key);
 }
 
 void add_len_text(std::string& out, std::string_view s) {
@@ -257,7 +223,7 @@ Status count_case(ledger::ProjectionTables& tables, std::string_view project, co
 
 Status apply_form(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) {
   const ledger::EventDraft& draft = *event.draft;
-  auto xmlns = form_xmlns(draft.payload);
+  auto xmlns = decode_form_xmlns(draft.payload);
   if (!xmlns) return Status::ok();
   const Day day = utc_day(event.server_time_us);
   TRAIL_TRY(

@@ -1,4 +1,5 @@
 #include "projections/sync_projector.h"
+#include "projections/view_keys.h"
 
 #include <cstring>
 #include <map>
@@ -12,38 +13,20 @@
 namespace trail::proj {
 namespace {
 
+// Shared key helpers: projections/view_keys.h.
+std::string pk(std::string_view project) { return view::project_prefix(project); }
+using view::add_id;
+using view::add_u64;
+using view::is_case_kind;
+
 enum TableIndex : std::size_t { kCase, kLog };
 constexpr const char* kTableNames[] = {"sync.case", "sync.log"};
 constexpr std::uint8_t kCaseVersion = 1;
 constexpr std::uint8_t kInBefore = 0x01U;
 constexpr std::uint8_t kInAfter = 0x02U;
-// Owner ids up to this many bytes are keyed as they are; longer ones by their SHA-256 after a
-// 0xff marker, so that no two owners share a key.
-constexpr std::size_t kOwnerKeyBytesMax = 254;
 
 // ---- keys ----
 
-std::string pk(std::string_view project) {
-  std::string k;
-  k.push_back(static_cast<char>(project.size()));
-  k.append(project);
-  return k;
-}
-void add_id(std::string& k, const EventId& id) { k.append(as_chars(id)); }
-void add_u64(std::string& k, std::uint64_t v) {
-  std::uint8_t b[8];
-  put_u64_be(b, v);
-  k.append(reinterpret_cast<const char*>(b), 8);
-}
-void add_owner(std::string& k, std::string_view owner) {
-  if (owner.size() <= kOwnerKeyBytesMax) {
-    k.push_back(static_cast<char>(owner.size()));
-    k.append(owner);
-    return;
-  }
-  k.push_back(static_cast<char>(0xff));
-  k.append(as_chars(sha256(as_bytes(owner))));
-}
 std::string case_key(std::string_view project, const EventId& id) {
   std::string k = pk(project);
   add_id(k, id);
@@ -51,17 +34,14 @@ std::string case_key(std::string_view project, const EventId& id) {
 }
 std::string log_prefix(std::string_view project, std::string_view owner) {
   std::string k = pk(project);
-  add_owner(k, owner);
+  view::add_text(k, owner);
   return k;
 }
 
 // ---- sealing ----
 
 std::string aad_for(std::size_t table, std::string_view key) {
-  std::string aad = kTableNames[table];
-  aad.push_back('\0');
-  aad.append(key);
-  return aad;
+  return view::aad_for(kTableNames[table], key);
 }
 
 std::string seal(const ledger::DataKey& key, std::size_t table, std::string_view k,
@@ -101,17 +81,6 @@ Result<SyncCase> decode_case(std::string_view bytes) {
   return c;
 }
 
-bool is_case_kind(schema::Kind kind) {
-  switch (kind) {
-    case schema::Kind::CASE_CREATED:
-    case schema::Kind::CASE_UPDATED:
-    case schema::Kind::CASE_CLOSED:
-    case schema::Kind::CASE_REOPENED:
-    case schema::Kind::CASE_INDEXED:
-    case schema::Kind::CASE_REASSIGNED: return true;
-    default: return false;
-  }
-}
 
 // Writes the log entry of (owner, seq, case) unless the case is out before and after.
 Status log_entry(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event,

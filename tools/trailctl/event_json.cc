@@ -9,6 +9,7 @@
 #include <kj/exception.h>
 
 #include "projections/case_payload.h"
+#include "projections/view_keys.h"
 #include "schema/event.capnp.h"
 
 namespace trail::tools {
@@ -19,17 +20,6 @@ namespace {
 
 Status invalid(std::string detail) { return Status::error(Code::kInvalid, std::move(detail)); }
 
-bool is_case_kind(schema::Kind kind) {
-  switch (kind) {
-    case schema::Kind::CASE_CREATED:
-    case schema::Kind::CASE_UPDATED:
-    case schema::Kind::CASE_CLOSED:
-    case schema::Kind::CASE_REOPENED:
-    case schema::Kind::CASE_INDEXED:
-    case schema::Kind::CASE_REASSIGNED: return true;
-    default: return false;
-  }
-}
 
 Result<std::string_view> string_at(const json::object& obj, std::string_view key, bool required) {
   const json::value* v = obj.if_contains(key);
@@ -113,7 +103,7 @@ Result<EventDraft> parse_event_line(std::string_view line) {
   TRAIL_ASSIGN_OR_RETURN(auto kind_text, string_at(obj, "kind", true));
   auto kind = ledger::parse_kind(kind_text);
   if (!kind) return invalid("unknown kind \"" + std::string(kind_text) + "\"");
-  if (!is_case_kind(*kind)) {
+  if (!proj::view::is_case_kind(*kind)) {
     return invalid("kind \"" + std::string(kind_text) + "\" is not a case event; only case.* "
                    "kinds may be appended this way");
   }
