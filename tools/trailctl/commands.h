@@ -35,9 +35,32 @@ struct CaseCommand {
   bool open_only = false;
   bool closed_only = false;
   std::size_t limit = 0;
+  std::string reader;  // Who reads, for the access audit (default: the OS user).
+  std::string reason;  // Why, recorded with the read.
 };
 int run_case(const CommonOptions& common, const CaseCommand& command);
 int run_rebuild(const CommonOptions& common);
+
+struct AuditCommand {
+  std::string trail;  // changes, access
+  std::string project;
+  std::string case_id;
+  std::string user;
+  std::string from;
+  std::string to;
+  std::string reason;
+  std::size_t limit = 0;
+};
+int run_audit(const CommonOptions& common, const AuditCommand& command);
+
+struct ReportCommand {
+  std::string name;  // submissions, cases, activity
+  std::string project;
+  std::string from;
+  std::string to;
+  std::string format = "json";
+};
+int run_report(const CommonOptions& common, const ReportCommand& command);
 
 struct SubmitCommand {
   std::string project;

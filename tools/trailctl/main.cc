@@ -89,6 +89,36 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   submit->add_option("files", submit_args.files, "XML files")->required();
 
+  case_cmd->add_option("--as", case_args.reader, "who reads, for the access audit (default: OS user)");
+  case_cmd->add_option("--reason", case_args.reason, "why, recorded with the read");
+
+  auto* audit = app.add_subcommand("audit", "change history or access audit");
+  add_dirs(audit, true);
+  AuditCommand audit_args;
+  audit->add_option("trail", audit_args.trail, "changes | access")
+      ->required()
+      ->check(CLI::IsMember({"changes", "access"}));
+  audit->add_option("--project", audit_args.project, "project space")->required();
+  audit->add_option("--case", audit_args.case_id, "only this case");
+  audit->add_option("--user", audit_args.user, "only this user (actor or reader)");
+  audit->add_option("--from", audit_args.from, "from (RFC 3339 or YYYY-MM-DD), inclusive");
+  audit->add_option("--to", audit_args.to, "to (RFC 3339 or YYYY-MM-DD), exclusive");
+  audit->add_option("--reason", audit_args.reason, "why, recorded with the read");
+  audit->add_option("--limit", audit_args.limit, "entries at most (0: all)");
+
+  auto* report = app.add_subcommand("report", "aggregates as JSON or CSV");
+  add_dirs(report, true);
+  ReportCommand report_args;
+  report->add_option("name", report_args.name, "submissions | cases | activity")
+      ->required()
+      ->check(CLI::IsMember({"submissions", "cases", "activity"}));
+  report->add_option("--project", report_args.project, "project space")->required();
+  report->add_option("--from", report_args.from, "first day (YYYY-MM-DD; default 29 days ago)");
+  report->add_option("--to", report_args.to, "last day (YYYY-MM-DD; default today)");
+  report->add_option("--format", report_args.format, "json | csv")
+      ->check(CLI::IsMember({"json", "csv"}))
+      ->capture_default_str();
+
   auto* rebuild = app.add_subcommand("rebuild", "empty every view and replay every chain into it");
   add_dirs(rebuild, true);
 
@@ -117,5 +147,7 @@ int main(int argc, char** argv) {
   }
   if (rebuild->parsed()) return run_rebuild(common);
   if (submit->parsed()) return run_submit(common, submit_args);
+  if (audit->parsed()) return run_audit(common, audit_args);
+  if (report->parsed()) return run_report(common, report_args);
   return fail("no command");
 }
