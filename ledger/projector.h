@@ -43,6 +43,15 @@ class ProjectionTables {
                       const std::function<bool(ByteView key, ByteView value)>& visit) const = 0;
 };
 
+// An earlier event of the same project, as a projector may load it.
+struct LoadedEvent {
+  EventDraft draft;  // Header fields and plaintext payload.
+  TimeUs server_time_us = 0;
+};
+// Loads event `seq` of the event's project inside the same transaction.
+// Errors: kCorrupt when it is missing, does not decode or does not open.
+using EventLoader = std::function<Result<LoadedEvent>(std::uint64_t seq)>;
+
 // An event as the writer appends it: envelope fields, assigned place and plaintext payload.
 struct AppendedEvent {
   std::string_view project;
@@ -51,6 +60,7 @@ struct AppendedEvent {
   TimeUs server_time_us = 0;
   const EventDraft* draft = nullptr;  // Header fields and plaintext payload.
   const DataKey* key = nullptr;       // The project's data key, to seal what the view stores.
+  const EventLoader* load = nullptr;  // Earlier events of the project (e.g. to re-fold a case).
 };
 
 class Projector {

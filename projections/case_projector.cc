@@ -116,6 +116,7 @@ void build_record(const CaseState& s, schema::CaseRecord::Builder r) {
   r.setLastUser(text(s.last_user));
   r.setLastSeq(s.last_seq);
   r.setImplicit(s.implicit);
+  r.setLastClientUs(s.last_client_us);
 }
 
 Result<CaseState> read_record(kj::Array<capnp::word>& words) {
@@ -141,6 +142,7 @@ Result<CaseState> read_record(kj::Array<capnp::word>& words) {
     s.last_user = str(r.getLastUser());
     s.last_seq = r.getLastSeq();
     s.implicit = r.getImplicit();
+    s.last_client_us = r.getLastClientUs();
   } catch (const kj::Exception& e) {
     return Status::error(Code::kCorrupt, std::string("case record: ") + e.getDescription().cStr());
   }
@@ -249,7 +251,66 @@ void fold(CaseState& state, bool existed, const ledger::AppendedEvent& event,
   }
   state.modified_us = event.server_time_us;
   state.last_user = event.draft->actor;
-  state.last_seq = event.seq;
+  state.last_seq = std::max(state.last_seq, event.seq);
+  state.last_client_us = std::max(state.last_client_us, event.draft->client_time_us);
+}
+
+// Folds the case's events again, from nothing, in reconciled order: runs of consecutive events
+// by one user within kReorderWindowUs of the run's first are sorted by device time (then seq).
+Result<CaseState> refold(ledger::ProjectionTables& tables, const ledger::AppendedEvent& current,
+                         const EventId& case_id) {
+  struct Item {
+    std::uint64_t seq;
+    ledger::LoadedEvent loaded;
+  };
+  std::vector<Item> items;
+  std::string prefix = pk(current.project);
+  add_id(prefix, case_id);
+  Status inner = Status::ok();
+  TRAIL_TRY(tables.scan(kHistory, as_bytes(prefix), [&](ByteView k, ByteView) {
+    if (k.size() != prefix.size() + 8 || as_chars(k.subspan(0, prefix.size())) != prefix) {
+      return false;
+    }
+    const std::uint64_t seq = get_u64_be(k.data() + prefix.size());
+    auto loaded = (*current.load)(seq);
+    if (!loaded.is_ok()) {
+      inner = loaded.status();
+      return false;
+    }
+    items.push_back({seq, std::move(loaded).value()});
+    return true;
+  }));
+  TRAIL_TRY(inner);
+  items.push_back({current.seq, {*current.draft, current.server_time_us}});
+  for (std::size_t start = 0; start < items.size();) {
+    std::size_t end = start + 1;
+    while (end < items.size() && items[end].loaded.draft.actor == items[start].loaded.draft.actor &&
+           items[end].loaded.server_time_us - items[start].loaded.server_time_us <= kReorderWindowUs) {
+      ++end;
+    }
+    std::stable_sort(items.begin() + static_cast<std::ptrdiff_t>(start),
+                     items.begin() + static_cast<std::ptrdiff_t>(end),
+                     [](const Item& a, const Item& b) {
+                       return a.loaded.draft.client_time_us < b.loaded.draft.client_time_us;
+                     });
+    start = end;
+  }
+  CaseState state;
+  state.case_id = case_id;
+  bool existed = false;
+  std::vector<FieldChange> ignored;
+  for (const auto& item : items) {
+    auto change = decode_case_change(item.loaded.draft.payload);
+    if (!change.is_ok()) continue;
+    const ledger::AppendedEvent event{current.project, item.seq, {}, item.loaded.server_time_us,
+                                      &item.loaded.draft, current.key, current.load};
+    fold(state, existed, event, *change, ignored);
+    existed = true;
+  }
+  // Times and the last user describe the latest arrival, whatever the folding order.
+  state.modified_us = current.server_time_us;
+  state.last_user = current.draft->actor;
+  return state;
 }
 
 }  // namespace
@@ -307,8 +368,17 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   std::vector<std::optional<EventId>> old_parents;
   for (const auto& i : state.indices) old_parents.push_back(i.case_id);
 
+  const bool out_of_order = existed && event.load != nullptr &&
+                            draft.actor == state.last_user &&
+                            draft.client_time_us < state.last_client_us &&
+                            event.server_time_us - state.modified_us <= kReorderWindowUs;
   std::vector<FieldChange> changes;
   fold(state, existed, event, *change, changes);
+  if (out_of_order) {
+    TRAIL_ASSIGN_OR_RETURN(CaseState refolded, refold(tables, event, case_id));
+    refolded.opened_us = state.opened_us;
+    state = std::move(refolded);
+  }
 
   // State and its lookups.
   {

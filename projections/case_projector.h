@@ -9,6 +9,10 @@
 //   - A close of a closed case changes nothing; the history records it (close_closed).
 //   - An index to a case that does not exist is kept: the parent may arrive later.
 //   - A field set to the value it already had is recorded with unchanged = true.
+//   - State follows device time within a user's burst of submissions (kReorderWindowUs): an
+//     event older, by its device clock, than one the same user sent just before re-folds the
+//     case's events in device-time order. The history stays in arrival order, with the prior
+//     values the server held when each event arrived.
 // Encryption at rest: every value is sealed with the project's data key (deterministically,
 // so rebuilds are byte-identical); keys hold only project ids, case ids, case types, owner ids,
 // user ids, times and seqs.
@@ -41,7 +45,13 @@ struct CaseState {
   std::string last_user;
   std::uint64_t last_seq = 0;
   bool implicit = false;
+  TimeUs last_client_us = 0;  // Latest device time among the events folded.
 };
+
+// Events of one case by the same user whose server times lie within this window of each other
+// are folded in device-time order (date_modified), as CommCare HQ reconciles a phone's backlog
+// that reached the server out of order. The history keeps arrival order.
+inline constexpr TimeUs kReorderWindowUs = 3600LL * 1'000'000;
 
 struct FieldChange {
   schema::Action action = schema::Action::UPDATE;

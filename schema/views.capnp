@@ -20,6 +20,7 @@ struct CaseRecord {
   lastUser @10 :Text;
   lastSeq @11 :UInt64;
   implicit @12 :Bool;                  # first seen in an update, not a create
+  lastClientUs @13 :Int64;             # latest device time among the events folded
 }
 
 enum Action {

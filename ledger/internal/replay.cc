@@ -15,6 +15,26 @@ Result<std::uint64_t> applied_seq(const WriteTxn& txn, std::string_view projecto
   return get_u64_be(stored->data());
 }
 
+Result<LoadedEvent> load_event(const WriteTxn& txn, std::string_view project, std::uint64_t seq,
+                               const KeyLookup& keys) {
+  TRAIL_ASSIGN_OR_RETURN(auto stored, txn.get(Table::kEvents, as_bytes(event_key(project, seq))));
+  if (!stored) {
+    return Status::error(Code::kCorrupt, "event " + std::to_string(seq) + " of " +
+                                             std::string(project) + " is missing");
+  }
+  DecodedEnvelope envelope;
+  TRAIL_TRY(decode_envelope(*stored, envelope));
+  TRAIL_ASSIGN_OR_RETURN(auto key, keys(envelope.key_id));
+  LoadedEvent out;
+  out.draft = envelope.header();
+  out.server_time_us = envelope.server_time_us;
+  std::string aad;
+  encode_aad(envelope, aad);
+  TRAIL_TRY(key->open(envelope.cipher, envelope.nonce, as_bytes(aad), envelope.ciphertext,
+                      out.draft.payload));
+  return out;
+}
+
 Status replay(WriteTxn& txn, std::string_view project, std::uint64_t after_seq,
               std::uint64_t to_seq, const std::vector<ProjectorBinding>& bindings,
               const DataKey& project_key, const KeyLookup& keys) {
@@ -23,6 +43,7 @@ Status replay(WriteTxn& txn, std::string_view project, std::uint64_t after_seq,
   std::string aad;
   EventDraft draft;
   std::shared_ptr<const DataKey> key;
+  const EventLoader loader = [&](std::uint64_t s) { return load_event(txn, project, s, keys); };
   for (std::uint64_t seq = after_seq + 1; seq <= to_seq; ++seq) {
     TRAIL_ASSIGN_OR_RETURN(auto stored, txn.get(Table::kEvents, as_bytes(event_key(project, seq))));
     if (!stored) {
@@ -38,7 +59,8 @@ Status replay(WriteTxn& txn, std::string_view project, std::uint64_t after_seq,
     encode_aad(envelope, aad);
     TRAIL_TRY(key->open(envelope.cipher, envelope.nonce, as_bytes(aad), envelope.ciphertext,
                         draft.payload));
-    const AppendedEvent event{project, seq, hash, envelope.server_time_us, &draft, &project_key};
+    const AppendedEvent event{project, seq, hash, envelope.server_time_us, &draft, &project_key,
+                              &loader};
     for (const auto& binding : bindings) {
       WriteProjectionTables tables{txn, binding.dbis};
       TRAIL_TRY(binding.projector->apply(tables, event));

@@ -24,6 +24,11 @@ Status replay(WriteTxn& txn, std::string_view project, std::uint64_t after_seq,
               std::uint64_t to_seq, const std::vector<ProjectorBinding>& bindings,
               const DataKey& project_key, const KeyLookup& keys);
 
+// Event `seq` of `project`, decoded and opened, read through `txn`.
+// Errors: kCorrupt when it is missing, does not decode or does not open.
+Result<LoadedEvent> load_event(const WriteTxn& txn, std::string_view project, std::uint64_t seq,
+                               const KeyLookup& keys);
+
 // The last seq of `project` that `projector` applied (0: none).
 Result<std::uint64_t> applied_seq(const WriteTxn& txn, std::string_view projector,
                                   std::string_view project);

@@ -339,6 +339,9 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
 
   // Phase 2: chain and write the new events, each envelope serialised straight into LMDB.
   std::vector<Receipt> receipts(n);
+  const EventLoader loader = [&](std::uint64_t s) {
+    return load_event(txn, job.project, s, key_lookup_);
+  };
   const TimeUs server_time = std::max(drain.now_us, head->server_time_us);
   for (std::size_t i = 0; i < n; ++i) {
     SealedEvent& ev = job.events[i];
@@ -373,7 +376,7 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
     receipts[i] = Receipt{seq[i], hash, false};
     if (!projectors_.empty()) {
       const AppendedEvent appended{job.project, seq[i], hash, server_time, &ev.header,
-                                   job.key.get()};
+                                   job.key.get(), &loader};
       for (auto& binding : projectors_) {
         WriteProjectionTables tables{txn, binding.dbis};
         TRAIL_TRY(binding.projector->apply(tables, appended));

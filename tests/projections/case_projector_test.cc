@@ -255,6 +255,37 @@ TEST_F(CaseView, HistoryNamesTheSubmissionAndItsFormXmlns) {
   EXPECT_EQ(history_of(id)[1].form_xmlns, "");
 }
 
+TEST_F(CaseView, AUsersBacklogArrivingOutOfOrderIsFoldedInDeviceTimeOrder) {
+  const EventId id = random_id();
+  auto later = event(Kind::CASE_UPDATED, id, fields({{"weight", "61"}}));
+  later.client_time_us = 2'000'000;
+  auto earlier = event(Kind::CASE_UPDATED, id, fields({{"weight", "60"}, {"height", "150"}}));
+  earlier.client_time_us = 1'000'000;
+  append_ok("p", {later});
+  append_ok("p", {earlier});  // Same user, older device time, arrives second.
+  const auto s = state(id);
+  EXPECT_EQ(s.fields, (std::vector<std::pair<std::string, std::string>>{{"height", "150"},
+                                                                         {"weight", "61"}}));
+  EXPECT_EQ(s.last_seq, 2U);
+  EXPECT_EQ(s.last_client_us, 2'000'000);
+  const auto h = history_of(id);  // Arrival order, priors as the server held them.
+  ASSERT_EQ(h.size(), 2U);
+  EXPECT_EQ(h[1].changes[1].field, "weight");
+  EXPECT_EQ(h[1].changes[1].prior, "61");
+  EXPECT_EQ(h[1].changes[1].value, "60");
+}
+
+TEST_F(CaseView, OtherUsersChangesStayInArrivalOrder) {
+  const EventId id = random_id();
+  auto first = event(Kind::CASE_UPDATED, id, fields({{"weight", "61"}}), "chw-017");
+  first.client_time_us = 2'000'000;
+  auto second = event(Kind::CASE_UPDATED, id, fields({{"weight", "60"}}), "sup-002");
+  second.client_time_us = 1'000'000;  // Another user's clock: no reconciliation across users.
+  append_ok("p", {first});
+  append_ok("p", {second});
+  EXPECT_EQ(state(id).fields, (std::vector<std::pair<std::string, std::string>>{{"weight", "60"}}));
+}
+
 TEST_F(CaseView, NoFieldValueIsReadableInTheLmdbFile) {
   const EventId id = random_id();
   CaseChangeData c = fields({{"patient_name", "Achieng Otieno"}, {"phone", "+254700000001"}});

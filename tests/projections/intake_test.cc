@@ -1145,11 +1145,10 @@ TEST_F(IntakeLedger, RefusedSubmissionsAppendNothing) {
 }
 
 // CommCare HQ's test_out_of_order_processing submits update_oo and then create_oo and expects
-// pboth = "overridden by the update form": HQ re-sorts a case's transactions by the device's
-// date_modified. Trail's case view folds in arrival order, so its current state shows the
-// create form's value; the events carry the device times needed to order them HQ's way
-// (docs/INTAKE.md, "Out-of-order forms"). This test pins both facts.
-TEST_F(IntakeLedger, OutOfOrderPairKeepsDeviceTimesButTheViewFoldsInArrivalOrder) {
+// pboth = "overridden by the update form": HQ re-sorts a user's burst of transactions on a case
+// by the device's date_modified. Trail's case view does the same for its state (kReorderWindowUs)
+// while the history keeps arrival order, with the values the server held when each arrived.
+TEST_F(IntakeLedger, OutOfOrderPairEndsInHqsStateAndKeepsArrivalOrderInHistory) {
   submit(fixture("casexml/v2_ordering_update_oo.xml"));
   submit(fixture("casexml/v2_ordering_create_oo.xml"));
   const std::string case_id = "30bc51f6-3247-4966-b4ae-994f572e85fe";
@@ -1164,21 +1163,21 @@ TEST_F(IntakeLedger, OutOfOrderPairKeepsDeviceTimesButTheViewFoldsInArrivalOrder
   };
   EXPECT_EQ(field("pcreate"), "from the create form");
   EXPECT_EQ(field("pupdate"), "from the update form");
-  // Known gap: arrival order, not HQ's answer.
-  EXPECT_EQ(field("pboth"), "this should get overridden");
-  // Replaying the history in device-time order gives HQ's answer.
-  auto h = history_of(case_id);
+  EXPECT_EQ(field("pboth"), "overridden by the update form");  // HQ's answer.
+  EXPECT_FALSE(s.implicit);  // In device order the case begins with its create.
+  // The history is what arrived, in arrival order: the update first (creating the case
+  // implicitly), then the create form's values over it.
+  const auto h = history_of(case_id);
   ASSERT_EQ(h.size(), 3U);
-  std::stable_sort(h.begin(), h.end(), [](const auto& a, const auto& b) {
-    return a.client_time_us < b.client_time_us;
-  });
-  std::string pboth;
+  EXPECT_LT(h[0].seq, h[1].seq);
+  EXPECT_EQ(h[0].changes.front().action, schema::Action::IMPLICIT_CREATE);
+  std::string last_pboth;
   for (const auto& item : h) {
     for (const auto& c : item.changes) {
-      if (c.field == "pboth") pboth = c.value;
+      if (c.field == "pboth") last_pboth = c.value;
     }
   }
-  EXPECT_EQ(pboth, "overridden by the update form");
+  EXPECT_EQ(last_pboth, "this should get overridden");  // Arrival order, as recorded.
 }
 
 }  // namespace
