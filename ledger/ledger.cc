@@ -350,6 +350,14 @@ Status Ledger::rebuild_projections(
         const std::uint64_t to = std::min(head_seq, applied + kRebuildChunkEvents);
         TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
         Status status = detail::replay(txn, project, applied, to, bindings_, *project_key, lookup);
+        for (const auto& binding : bindings_) {
+          if (!status.is_ok()) break;
+          detail::WriteProjectionTables tables{txn, binding.dbis};
+          status = binding.projector->flush(tables);
+        }
+        if (!status.is_ok()) {
+          for (const auto& binding : bindings_) binding.projector->discard();
+        }
         if (status.is_ok()) status = txn.commit();
         if (status.code() == Code::kBusy) {  // Map full: grow and redo the chunk.
           txn.abort();

@@ -72,6 +72,15 @@ class Projector {
   virtual std::vector<std::string> tables() const = 0;
   // Folds `event` into the view. Errors are storage errors only (they void the commit).
   virtual Status apply(ProjectionTables& tables, const AppendedEvent& event) = 0;
+  // Called once the last event of a transaction has been applied, before it commits: writes
+  // what apply() kept back (e.g. a case folded several times in one commit is written once).
+  // The data keys apply() was given are still alive. Default: nothing kept back.
+  virtual Status flush(ProjectionTables& tables) {
+    (void)tables;
+    return Status::ok();
+  }
+  // Called when the transaction apply() wrote into is abandoned: forget what was kept back.
+  virtual void discard() {}
 };
 
 }  // namespace trail::ledger

@@ -355,13 +355,18 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
 
   CaseState state;
   bool existed = false;
-  TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kState, as_bytes(skey)));
-  if (stored) {
-    TRAIL_ASSIGN_OR_RETURN(auto words, open_message(*event.key, kState, as_bytes(skey), *stored));
-    TRAIL_ASSIGN_OR_RETURN(state, read_record(words));
+  if (auto it = pending_.find(skey); it != pending_.end()) {
+    state = it->second.state;  // Folded earlier in this transaction.
     existed = true;
   } else {
-    state.case_id = case_id;
+    TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kState, as_bytes(skey)));
+    if (stored) {
+      TRAIL_ASSIGN_OR_RETURN(auto words, open_message(*event.key, kState, as_bytes(skey), *stored));
+      TRAIL_ASSIGN_OR_RETURN(state, read_record(words));
+      existed = true;
+    } else {
+      state.case_id = case_id;
+    }
   }
   const std::string old_owner = state.owner;
   const std::string old_type = state.case_type;
@@ -380,12 +385,8 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
     state = std::move(refolded);
   }
 
-  // State and its lookups.
-  {
-    capnp::MallocMessageBuilder message;
-    build_record(state, message.initRoot<schema::CaseRecord>());
-    TRAIL_TRY(tables.put(kState, as_bytes(skey), as_bytes(seal_message(*event.key, kState, skey, message))));
-  }
+  // State (written at flush) and its lookups.
+  pending_[skey] = Pending{state, event.key};
   if (!existed || old_owner != state.owner) {
     if (existed) TRAIL_TRY(tables.del(kByOwner, as_bytes(text_index_key(event.project, old_owner, case_id))));
     TRAIL_TRY(tables.put(kByOwner, as_bytes(text_index_key(event.project, state.owner, case_id)), {}));
@@ -446,6 +447,21 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   add_u64(by_time, event.seq);
   add_id(by_time, case_id);
   return tables.put(kHistoryByTime, as_bytes(by_time), {});
+}
+
+Status CaseProjector::flush(ledger::ProjectionTables& tables) {
+  for (const auto& [skey, pending] : pending_) {
+    capnp::MallocMessageBuilder message;
+    build_record(pending.state, message.initRoot<schema::CaseRecord>());
+    const Status put =
+        tables.put(kState, as_bytes(skey), as_bytes(seal_message(*pending.key, kState, skey, message)));
+    if (!put.is_ok()) {
+      pending_.clear();
+      return put;
+    }
+  }
+  pending_.clear();
+  return Status::ok();
 }
 
 Result<std::optional<CaseState>> CaseProjector::get(const ledger::Ledger& ledger,

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <map>
 #include <vector>
 
 #include "ledger/ledger.h"
@@ -97,6 +98,9 @@ class CaseProjector final : public ledger::Projector {
   std::string_view name() const override { return "case"; }
   std::vector<std::string> tables() const override;
   Status apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) override;
+  // Case states folded in this transaction are kept in memory and written once, here.
+  Status flush(ledger::ProjectionTables& tables) override;
+  void discard() override { pending_.clear(); }
 
   // The case's state, or nullopt. Errors: kCorrupt when a stored value does not open.
   Result<std::optional<CaseState>> get(const ledger::Ledger& ledger, std::string_view project,
@@ -108,6 +112,14 @@ class CaseProjector final : public ledger::Projector {
   // History entries matching `filter`: per case in seq order; by actor or time in seq order.
   Result<std::vector<HistoryItem>> history(const ledger::Ledger& ledger, std::string_view project,
                                            const HistoryFilter& filter, std::size_t limit) const;
+
+ private:
+  // States folded in the open transaction and not yet written, by state key. Writer thread only.
+  struct Pending {
+    CaseState state;
+    const ledger::DataKey* key = nullptr;
+  };
+  std::map<std::string, Pending> pending_;  // Ordered: flushed in key order.
 };
 
 }  // namespace trail::proj

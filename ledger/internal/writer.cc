@@ -197,6 +197,14 @@ void Writer::process(std::vector<Job>& jobs) {
     drain.results.resize(jobs.size());
     auto txn = env_.begin_write();
     Status status = txn.is_ok() ? apply_all(*txn, jobs, drain) : txn.status();
+    for (auto& binding : projectors_) {
+      if (!status.is_ok()) break;
+      WriteProjectionTables tables{*txn, binding.dbis};
+      status = binding.projector->flush(tables);
+    }
+    if (!status.is_ok()) {
+      for (auto& binding : projectors_) binding.projector->discard();
+    }
     if (status.is_ok()) {
       bool inject = false;
       {
