@@ -450,7 +450,12 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
 }
 
 Status CaseProjector::flush(ledger::ProjectionTables& tables) {
-  for (const auto& [skey, pending] : pending_) {
+  std::vector<const std::pair<const std::string, Pending>*> ordered;  // Key order: LMDB likes it.
+  ordered.reserve(pending_.size());
+  for (const auto& entry : pending_) ordered.push_back(&entry);
+  std::sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  for (const auto* entry : ordered) {
+    const auto& [skey, pending] = *entry;
     capnp::MallocMessageBuilder message;
     build_record(pending.state, message.initRoot<schema::CaseRecord>());
     const Status put =

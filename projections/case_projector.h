@@ -22,7 +22,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <map>
+#include <unordered_map>
 #include <vector>
 
 #include "ledger/ledger.h"
@@ -119,7 +119,7 @@ class CaseProjector final : public ledger::Projector {
     CaseState state;
     const ledger::DataKey* key = nullptr;
   };
-  std::map<std::string, Pending> pending_;  // Ordered: flushed in key order.
+  std::unordered_map<std::string, Pending> pending_;  // Flushed in key order.
 };
 
 }  // namespace trail::proj
