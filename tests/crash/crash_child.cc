@@ -39,6 +39,7 @@
 #include "ledger/key_ring.h"
 #include "ledger/ledger.h"
 #include "ledger/receipt.h"
+#include "projections/case_projector.h"
 
 namespace {
 
@@ -96,14 +97,18 @@ EventDraft make_draft(const DraftRef& ref) {
   d.channel = trail::schema::Channel::MOBILE_FORM;
   d.client_time_us =
       1'700'000'000'000'000 + static_cast<std::int64_t>(splitmix64(state) % 1'000'000);
-  EventId subject = d.event_id;
-  subject[0] = static_cast<std::uint8_t>(subject[0] ^ 0x5aU);
+  // One of 16 cases per thread, so the case view folds cases again and again.
+  EventId subject{};
+  subject[0] = static_cast<std::uint8_t>(ref.thread);
+  subject[1] = static_cast<std::uint8_t>(ref.counter % 16);
+  subject[2] = static_cast<std::uint8_t>(ref.round);
+  subject[15] = 1;
   d.subject = subject;
-  const std::size_t payload_bytes = 16 + splitmix64(state) % 480;
-  d.payload.resize(payload_bytes);
-  for (std::size_t i = 0; i < payload_bytes; ++i) {
-    d.payload[i] = static_cast<char>('a' + (ref.counter + i) % 26);
-  }
+  const std::size_t pad_bytes = 16 + splitmix64(state) % 480;
+  trail::proj::CaseChangeData change;
+  change.fields.emplace_back("n", std::to_string(ref.counter));
+  change.fields.emplace_back("pad", std::string(pad_bytes, static_cast<char>('a' + ref.counter % 26)));
+  d.payload = trail::proj::encode_case_change(change);
   return d;
 }
 
@@ -202,6 +207,7 @@ int main(int argc, char** argv) {
   trail::ledger::LedgerOptions options;
   options.data_dir = data_dir;
   options.keys = *keys;
+  options.projectors = {std::make_shared<trail::proj::CaseProjector>()};  // Views in the commit.
   auto opened = Ledger::open(options);
   if (!opened.is_ok()) die(2, "cannot open the ledger: " + opened.status().to_string());
   std::unique_ptr<Ledger> ledger = std::move(*opened);

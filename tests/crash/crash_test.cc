@@ -32,6 +32,7 @@
 
 #include "ledger/envelope.h"
 #include "ledger/verify.h"
+#include "projections/case_projector.h"
 #include "tests/support/ledger_fixture.h"
 
 extern char** environ;
@@ -208,6 +209,7 @@ class KilledWriter : public ::testing::Test {
     ledger::LedgerOptions options;
     options.data_dir = data_dir();
     options.keys = keys_;
+    options.projectors = {view_};
     auto opened = ledger::Ledger::open(options);
     EXPECT_TRUE(opened.is_ok()) << opened.status().to_string();
     if (!opened.is_ok()) return nullptr;
@@ -248,6 +250,14 @@ class KilledWriter : public ::testing::Test {
         << "chain of " << report->problem->project << " fails at seq " << report->problem->seq
         << ": " << report->problem->reason;
     EXPECT_TRUE(report->payloads_opened || report->events == 0);
+
+    // The views committed with the events: never behind or ahead of their chain.
+    for (const std::string_view name : kChildProjects) {
+      auto head = ledger->head(std::string(name));
+      auto applied = ledger->projection_seq(*view_, name);
+      ASSERT_TRUE(head.is_ok() && applied.is_ok());
+      EXPECT_EQ(*applied, head->seq) << name << ": the case view is out of step with its chain";
+    }
 
     std::uint64_t head_total = 0;
     // Per project, per seq: the stored event's hash and id.
@@ -321,6 +331,7 @@ class KilledWriter : public ::testing::Test {
 
   TempDir dir_;
   std::shared_ptr<const ledger::KeyRing> keys_;
+  std::shared_ptr<proj::CaseProjector> view_ = std::make_shared<proj::CaseProjector>();
   std::map<std::pair<std::string, EventId>, Ack> acked_;
   std::map<std::string, std::uint64_t> last_heads_;
   std::uint64_t total_events_ = 0;
@@ -398,6 +409,13 @@ TEST_F(KilledWriter, EveryAcknowledgedEventSurvivesSigkillAndTheChainVerifies) {
   ASSERT_TRUE(report.is_ok()) << report.status().to_string();
   EXPECT_FALSE(report->problem.has_value()) << report->problem->reason;
   EXPECT_EQ(report->events, total_events_ + 6);
+  // The views built through 40 kills equal views rebuilt from the chains.
+  auto survived = ledger->projection_digest();
+  ASSERT_TRUE(survived.is_ok());
+  ASSERT_TRUE(ledger->rebuild_projections({}).is_ok());
+  auto rebuilt = ledger->projection_digest();
+  ASSERT_TRUE(rebuilt.is_ok());
+  EXPECT_EQ(to_hex(*survived), to_hex(*rebuilt));
   std::printf(
       "[ stats    ] %d rounds, %zu receipts acknowledged, %zu distinct events acked, "
       "%llu events stored, %zu retries of events committed but unacknowledged before a kill\n",
