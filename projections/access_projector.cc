@@ -284,11 +284,8 @@ Result<std::vector<AccessRow>> AccessProjector::reads(const ledger::Ledger& ledg
                                                       const AccessFilter& filter,
                                                       std::size_t limit) const {
   std::vector<AccessRow> out;
-  auto key = ledger.existing_project_key(project);
-  if (!key.is_ok()) {
-    if (key.status().code() == Code::kNotFound) return out;
-    return key.status();
-  }
+  TRAIL_ASSIGN_OR_RETURN(auto key, view::project_key(ledger, project));
+  if (key == nullptr) return out;
   if (filter.from_us && filter.to_us && *filter.from_us >= *filter.to_us) return out;
   TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
     std::size_t table = kByTime;
@@ -323,7 +320,7 @@ Result<std::vector<AccessRow>> AccessProjector::reads(const ledger::Ledger& ledg
         return false;
       }
       std::string plain;
-      inner = (*key)->open_deterministic(as_bytes(aad_for(kReads, rkey)), **stored, plain);
+      inner = key->open_deterministic(as_bytes(aad_for(kReads, rkey)), **stored, plain);
       if (!inner.is_ok()) return false;
       auto row = decode_row(plain);
       if (!row.is_ok()) {

@@ -472,17 +472,14 @@ Status CaseProjector::flush(ledger::ProjectionTables& tables) {
 Result<std::optional<CaseState>> CaseProjector::get(const ledger::Ledger& ledger,
                                                     std::string_view project,
                                                     const EventId& case_id) const {
-  auto key = ledger.existing_project_key(project);
-  if (!key.is_ok()) {
-    if (key.status().code() == Code::kNotFound) return std::optional<CaseState>{};
-    return key.status();
-  }
+  TRAIL_ASSIGN_OR_RETURN(auto key, view::project_key(ledger, project));
+  if (key == nullptr) return std::optional<CaseState>{};
   std::optional<CaseState> out;
   TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
     const std::string skey = state_key(project, case_id);
     TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kState, as_bytes(skey)));
     if (!stored) return Status::ok();
-    TRAIL_ASSIGN_OR_RETURN(auto words, open_message(**key, kState, as_bytes(skey), *stored));
+    TRAIL_ASSIGN_OR_RETURN(auto words, open_message(*key, kState, as_bytes(skey), *stored));
     TRAIL_ASSIGN_OR_RETURN(auto state, read_record(words));
     out = std::move(state);
     return Status::ok();
@@ -496,11 +493,8 @@ Result<std::vector<CaseState>> CaseProjector::list(const ledger::Ledger& ledger,
                                                    std::optional<EventId> after,
                                                    std::size_t limit) const {
   std::vector<CaseState> out;
-  auto key = ledger.existing_project_key(project);
-  if (!key.is_ok()) {
-    if (key.status().code() == Code::kNotFound) return out;
-    return key.status();
-  }
+  TRAIL_ASSIGN_OR_RETURN(auto key, view::project_key(ledger, project));
+  if (key == nullptr) return out;
   TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
     // Pick the narrowest index; the rest of the filter is checked on each state.
     std::size_t table = kState;
@@ -533,7 +527,7 @@ Result<std::vector<CaseState>> CaseProjector::list(const ledger::Ledger& ledger,
                                : stored.status();
         return false;
       }
-      auto words = open_message(**key, kState, as_bytes(skey), **stored);
+      auto words = open_message(*key, kState, as_bytes(skey), **stored);
       if (!words.is_ok()) {
         inner = words.status();
         return false;
@@ -560,17 +554,14 @@ Result<std::vector<HistoryItem>> CaseProjector::history(const ledger::Ledger& le
                                                         const HistoryFilter& filter,
                                                         std::size_t limit) const {
   std::vector<HistoryItem> out;
-  auto key = ledger.existing_project_key(project);
-  if (!key.is_ok()) {
-    if (key.status().code() == Code::kNotFound) return out;
-    return key.status();
-  }
+  TRAIL_ASSIGN_OR_RETURN(auto key, view::project_key(ledger, project));
+  if (key == nullptr) return out;
   TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
     auto load = [&](const EventId& case_id, std::uint64_t seq) -> Status {
       const std::string hkey = history_key(project, case_id, seq);
       TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kHistory, as_bytes(hkey)));
       if (!stored) return Status::error(Code::kCorrupt, "history index names a missing entry");
-      TRAIL_ASSIGN_OR_RETURN(auto words, open_message(**key, kHistory, as_bytes(hkey), *stored));
+      TRAIL_ASSIGN_OR_RETURN(auto words, open_message(*key, kHistory, as_bytes(hkey), *stored));
       TRAIL_ASSIGN_OR_RETURN(auto item, read_history(words, case_id));
       const bool in_time = (!filter.from_us || item.server_time_us >= *filter.from_us) &&
                            (!filter.to_us || item.server_time_us < *filter.to_us);

@@ -149,11 +149,8 @@ Result<SyncChanges> SyncProjector::changes(const ledger::Ledger& ledger,
                                               std::to_string(out.head_seq) + ": restore from 0");
   }
   if (since_seq == out.head_seq) return out;  // Nothing can have changed.
-  auto key = ledger.existing_project_key(project);
-  if (!key.is_ok()) {
-    if (key.status().code() == Code::kNotFound) return out;
-    return key.status();
-  }
+  TRAIL_ASSIGN_OR_RETURN(auto key, view::project_key(ledger, project));
+  if (key == nullptr) return out;
   // Per case: in the set at since_seq (some owner's first entry after it says "in before"),
   // in the set at head_seq (some owner's last entry up to it says "in after").
   std::map<EventId, std::pair<bool, bool>> seen;
@@ -176,7 +173,7 @@ Result<SyncChanges> SyncProjector::changes(const ledger::Ledger& ledger,
         }
         if (get_u64_be(rest.data()) > out.head_seq) return false;
         std::string plain;
-        inner = open(**key, kLog, as_chars(k), value, plain);
+        inner = open(*key, kLog, as_chars(k), value, plain);
         if (!inner.is_ok()) return false;
         if (plain.size() != 1) {
           inner = Status::error(Code::kCorrupt, "malformed sync log entry");
@@ -212,18 +209,15 @@ Result<SyncChanges> SyncProjector::changes(const ledger::Ledger& ledger,
 Result<std::optional<SyncCase>> SyncProjector::get(const ledger::Ledger& ledger,
                                                    std::string_view project,
                                                    const EventId& case_id) const {
-  auto key = ledger.existing_project_key(project);
-  if (!key.is_ok()) {
-    if (key.status().code() == Code::kNotFound) return std::optional<SyncCase>{};
-    return key.status();
-  }
+  TRAIL_ASSIGN_OR_RETURN(auto key, view::project_key(ledger, project));
+  if (key == nullptr) return std::optional<SyncCase>{};
   std::optional<SyncCase> out;
   TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
     const std::string ckey = case_key(project, case_id);
     TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kCase, as_bytes(ckey)));
     if (!stored) return Status::ok();
     std::string plain;
-    TRAIL_TRY(open(**key, kCase, ckey, *stored, plain));
+    TRAIL_TRY(open(*key, kCase, ckey, *stored, plain));
     TRAIL_ASSIGN_OR_RETURN(auto state, decode_case(plain));
     out = std::move(state);
     return Status::ok();

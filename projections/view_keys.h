@@ -14,6 +14,7 @@
 
 #include "ledger/bytes.h"
 #include "ledger/clock.h"
+#include "ledger/ledger.h"
 #include "ledger/sha256.h"
 #include "schema/event.capnp.h"
 
@@ -85,6 +86,16 @@ inline bool is_case_kind(schema::Kind kind) {
     case schema::Kind::CASE_REASSIGNED: return true;
     default: return false;
   }
+}
+
+// The data key that sealed `project`'s views, or null when the project has none yet (no event
+// was ever appended to it, so every view of it is empty). Errors: as existing_project_key.
+inline Result<std::shared_ptr<const ledger::DataKey>> project_key(const ledger::Ledger& ledger,
+                                                                  std::string_view project) {
+  auto key = ledger.existing_project_key(project);
+  if (key.is_ok()) return std::move(key).value();
+  if (key.status().code() == Code::kNotFound) return std::shared_ptr<const ledger::DataKey>{};
+  return std::move(key).take_status();
 }
 
 }  // namespace trail::proj::view
