@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
@@ -149,36 +150,6 @@ Result<CaseState> read_record(kj::Array<capnp::word>& words) {
   return s;
 }
 
-Result<HistoryItem> read_history(kj::Array<capnp::word>& words, const EventId& case_id) {
-  HistoryItem h;
-  h.case_id = case_id;
-  try {
-    capnp::FlatArrayMessageReader message(words);
-    const auto r = message.getRoot<schema::HistoryEntry>();
-    h.seq = r.getSeq();
-    h.server_time_us = r.getServerTimeUs();
-    h.client_time_us = r.getClientTimeUs();
-    h.actor = str(r.getActor());
-    h.device_id = str(r.getDeviceId());
-    h.channel = r.getChannel();
-    if (auto id = opt_id(r.getEventId())) h.event_id = *id;
-    h.via = opt_id(r.getVia());
-    h.kind = r.getKind();
-    h.form_xmlns = str(r.getFormXmlns());
-    for (const auto c : r.getChanges()) {
-      FieldChange change;
-      change.action = c.getAction();
-      change.field = str(c.getField());
-      if (c.getHadPrior()) change.prior = str(c.getPrior());
-      change.value = str(c.getValue());
-      change.unchanged = c.getUnchanged();
-      h.changes.push_back(std::move(change));
-    }
-  } catch (const kj::Exception& e) {
-    return Status::error(Code::kCorrupt, std::string("history entry: ") + e.getDescription().cStr());
-  }
-  return h;
-}
 
 
 std::string index_value(const CaseIndexData& index) {
@@ -404,39 +375,10 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
     }
   }
 
-  // History entry and its lookups.
-  capnp::MallocMessageBuilder message;
-  auto h = message.initRoot<schema::HistoryEntry>();
-  h.setSeq(event.seq);
-  h.setServerTimeUs(event.server_time_us);
-  h.setClientTimeUs(draft.client_time_us);
-  h.setActor(text(draft.actor));
-  h.setDeviceId(text(draft.device_id));
-  h.setChannel(draft.channel);
-  h.setEventId({draft.event_id.data(), draft.event_id.size()});
-  if (draft.via) h.setVia({draft.via->data(), draft.via->size()});
-  h.setKind(draft.kind);
-  if (draft.via) {
-    std::string fkey = pk(event.project);
-    add_id(fkey, *draft.via);
-    TRAIL_ASSIGN_OR_RETURN(auto form, tables.get(kForms, as_bytes(fkey)));
-    if (form) {
-      std::string xmlns;
-      TRAIL_TRY(event.key->open_deterministic(as_bytes(aad_for(kForms, as_bytes(fkey))), *form, xmlns));
-      h.setFormXmlns(text(xmlns));
-    }
-  }
-  auto list = h.initChanges(static_cast<unsigned>(changes.size()));
-  for (unsigned i = 0; i < changes.size(); ++i) {
-    list[i].setAction(changes[i].action);
-    list[i].setField(text(changes[i].field));
-    list[i].setHadPrior(changes[i].prior.has_value());
-    if (changes[i].prior) list[i].setPrior(text(*changes[i].prior));
-    list[i].setValue(text(changes[i].value));
-    list[i].setUnchanged(changes[i].unchanged);
-  }
+  // History: the index entry only. Entries are derived at query time by folding the case's
+  // events from the ledger in arrival order, so prior values are never stored twice.
   const std::string hkey = history_key(event.project, case_id, event.seq);
-  TRAIL_TRY(tables.put(kHistory, as_bytes(hkey), as_bytes(seal_message(*event.key, kHistory, hkey, message))));
+  TRAIL_TRY(tables.put(kHistory, as_bytes(hkey), {}));
   std::string by_user = pk(event.project);
   add_text(by_user, draft.actor);
   add_u64(by_user, event.seq);
@@ -556,19 +498,13 @@ Result<std::vector<HistoryItem>> CaseProjector::history(const ledger::Ledger& le
   std::vector<HistoryItem> out;
   TRAIL_ASSIGN_OR_RETURN(auto key, view::project_key(ledger, project));
   if (key == nullptr) return out;
+  using Entry = std::pair<EventId, std::uint64_t>;  // (case, seq)
+  // 1. From one snapshot of the indexes: the entries asked for, and every seq of their cases.
+  std::vector<Entry> wanted;
+  std::map<EventId, std::vector<std::uint64_t>> case_seqs;
+  const bool post_filter = filter.case_id && (filter.actor || filter.from_us || filter.to_us);
+  const bool time_post_filter = !filter.case_id && filter.actor && (filter.from_us || filter.to_us);
   TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
-    auto load = [&](const EventId& case_id, std::uint64_t seq) -> Status {
-      const std::string hkey = history_key(project, case_id, seq);
-      TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kHistory, as_bytes(hkey)));
-      if (!stored) return Status::error(Code::kCorrupt, "history index names a missing entry");
-      TRAIL_ASSIGN_OR_RETURN(auto words, open_message(*key, kHistory, as_bytes(hkey), *stored));
-      TRAIL_ASSIGN_OR_RETURN(auto item, read_history(words, case_id));
-      const bool in_time = (!filter.from_us || item.server_time_us >= *filter.from_us) &&
-                           (!filter.to_us || item.server_time_us < *filter.to_us);
-      if (in_time && (!filter.actor || item.actor == *filter.actor)) out.push_back(std::move(item));
-      return Status::ok();
-    };
-    auto full = [&] { return limit != 0 && out.size() >= limit; };
     Status inner = Status::ok();
     std::string prefix = pk(project);
     std::size_t table = kHistoryByTime;
@@ -584,28 +520,102 @@ Result<std::vector<HistoryItem>> CaseProjector::history(const ledger::Ledger& le
     TRAIL_TRY(tables.scan(table, as_bytes(from), [&](ByteView k, ByteView) {
       if (k.size() < prefix.size() || as_chars(k.subspan(0, prefix.size())) != prefix) return false;
       const ByteView rest = k.subspan(prefix.size());
-      EventId case_id{};
-      std::uint64_t seq = 0;
       if (table == kHistory && rest.size() == 8) {
-        case_id = *filter.case_id;
-        seq = get_u64_be(rest.data());
+        wanted.emplace_back(*filter.case_id, get_u64_be(rest.data()));
       } else if (table == kHistoryByUser && rest.size() == 24) {
-        seq = get_u64_be(rest.data());
-        case_id = id_at(rest, 8);
+        wanted.emplace_back(id_at(rest, 8), get_u64_be(rest.data()));
       } else if (table == kHistoryByTime && rest.size() == 32) {
-        const auto t = static_cast<TimeUs>(get_u64_be(rest.data()) ^ (1ULL << 63U));
-        if (filter.to_us && t >= *filter.to_us) return false;
-        seq = get_u64_be(rest.data() + 8);
-        case_id = id_at(rest, 16);
+        if (filter.to_us && view::time_at(rest.data()) >= *filter.to_us) return false;
+        wanted.emplace_back(id_at(rest, 16), get_u64_be(rest.data() + 8));
       } else {
         inner = Status::error(Code::kCorrupt, "malformed history key");
         return false;
       }
-      inner = load(case_id, seq);
-      return inner.is_ok() && !full();
+      return post_filter || time_post_filter || limit == 0 || wanted.size() < limit;
     }));
-    return inner;
+    TRAIL_TRY(inner);
+    for (const auto& [case_id, seq] : wanted) {
+      if (case_seqs.count(case_id) != 0) continue;
+      auto& seqs = case_seqs[case_id];
+      std::string case_prefix = pk(project);
+      add_id(case_prefix, case_id);
+      TRAIL_TRY(tables.scan(kHistory, as_bytes(case_prefix), [&](ByteView k, ByteView) {
+        if (k.size() != case_prefix.size() + 8 ||
+            as_chars(k.subspan(0, case_prefix.size())) != case_prefix) {
+          return false;
+        }
+        seqs.push_back(get_u64_be(k.data() + case_prefix.size()));
+        return true;
+      }));
+    }
+    return Status::ok();
   }));
+
+  // 2. Fold each case's events from the ledger in arrival order, as apply() first saw them,
+  //    keeping the entries asked for.
+  std::map<Entry, HistoryItem> built;
+  std::map<EventId, std::uint64_t> last_wanted;
+  for (const auto& [case_id, seq] : wanted) {
+    auto& last = last_wanted[case_id];
+    last = std::max(last, seq);
+  }
+  std::set<Entry> wanted_set(wanted.begin(), wanted.end());
+  for (const auto& [case_id, seqs] : case_seqs) {
+    CaseState state;
+    state.case_id = case_id;
+    bool existed = false;
+    for (const std::uint64_t seq : seqs) {
+      if (seq > last_wanted[case_id]) break;
+      TRAIL_ASSIGN_OR_RETURN(auto stored, ledger.read(project, seq));
+      TRAIL_ASSIGN_OR_RETURN(auto opened, ledger.open_event(stored));
+      auto change = decode_case_change(opened.payload);
+      if (!change.is_ok()) return Status::error(Code::kCorrupt, "history names a non-case event");
+      ledger::EventDraft draft = opened.envelope.header();
+      const ledger::AppendedEvent event{project, seq, stored.hash, opened.envelope.server_time_us,
+                                        &draft, key.get(), nullptr};
+      std::vector<FieldChange> changes;
+      fold(state, existed, event, *change, changes);
+      existed = true;
+      if (wanted_set.count({case_id, seq}) == 0) continue;
+      HistoryItem item;
+      item.case_id = case_id;
+      item.seq = seq;
+      item.server_time_us = opened.envelope.server_time_us;
+      item.client_time_us = draft.client_time_us;
+      item.actor = draft.actor;
+      item.device_id = draft.device_id;
+      item.channel = draft.channel;
+      item.event_id = draft.event_id;
+      item.via = draft.via;
+      item.kind = draft.kind;
+      item.changes = std::move(changes);
+      built.emplace(Entry{case_id, seq}, std::move(item));
+    }
+  }
+
+  // 3. The forms the submissions named, then the entries in index order, filtered.
+  TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
+    for (auto& [entry, item] : built) {
+      if (!item.via) continue;
+      std::string fkey = pk(project);
+      add_id(fkey, *item.via);
+      TRAIL_ASSIGN_OR_RETURN(auto form, tables.get(kForms, as_bytes(fkey)));
+      if (!form) continue;
+      TRAIL_TRY(key->open_deterministic(as_bytes(aad_for(kForms, as_bytes(fkey))), *form,
+                                        item.form_xmlns));
+    }
+    return Status::ok();
+  }));
+  for (const auto& entry : wanted) {
+    auto it = built.find(entry);
+    if (it == built.end()) continue;
+    HistoryItem& item = it->second;
+    const bool in_time = (!filter.from_us || item.server_time_us >= *filter.from_us) &&
+                         (!filter.to_us || item.server_time_us < *filter.to_us);
+    if (!in_time || (filter.actor && item.actor != *filter.actor)) continue;
+    out.push_back(std::move(item));
+    if (limit != 0 && out.size() >= limit) break;
+  }
   return out;
 }
 

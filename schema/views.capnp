@@ -47,6 +47,8 @@ struct Change {
 
 struct HistoryEntry {
   # One event's effect on one case: who changed what, when, how and from which prior value.
+  # Not stored: the case view derives entries at query time by folding the case's events from
+  # the ledger (so prior values are never kept twice). Kept as the schema of that answer.
   seq @0 :UInt64;
   serverTimeUs @1 :Int64;
   clientTimeUs @2 :Int64;
