@@ -56,7 +56,6 @@ using EventLoader = std::function<Result<LoadedEvent>(std::uint64_t seq)>;
 struct AppendedEvent {
   std::string_view project;
   std::uint64_t seq = 0;
-  Digest hash{};
   TimeUs server_time_us = 0;
   const EventDraft* draft = nullptr;  // Header fields and plaintext payload.
   const DataKey* key = nullptr;       // The project's data key, to seal what the view stores.

@@ -273,7 +273,7 @@ Result<CaseState> refold(ledger::ProjectionTables& tables, const ledger::Appende
   for (const auto& item : items) {
     auto change = decode_case_change(item.loaded.draft.payload);
     if (!change.is_ok()) continue;
-    const ledger::AppendedEvent event{current.project, item.seq, {}, item.loaded.server_time_us,
+    const ledger::AppendedEvent event{current.project, item.seq, item.loaded.server_time_us,
                                       &item.loaded.draft, current.key, current.load};
     fold(state, existed, event, *change, ignored);
     existed = true;
@@ -571,7 +571,7 @@ Result<std::vector<HistoryItem>> CaseProjector::history(const ledger::Ledger& le
       auto change = decode_case_change(opened.payload);
       if (!change.is_ok()) return Status::error(Code::kCorrupt, "history names a non-case event");
       ledger::EventDraft draft = opened.envelope.header();
-      const ledger::AppendedEvent event{project, seq, stored.hash, opened.envelope.server_time_us,
+      const ledger::AppendedEvent event{project, seq, opened.envelope.server_time_us,
                                         &draft, key.get(), nullptr};
       std::vector<FieldChange> changes;
       fold(state, existed, event, *change, changes);

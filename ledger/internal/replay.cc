@@ -2,7 +2,6 @@
 
 #include "ledger/envelope.h"
 #include "ledger/internal/layout.h"
-#include "ledger/sha256.h"
 
 namespace trail::ledger::detail {
 
@@ -50,7 +49,6 @@ Status replay(WriteTxn& txn, std::string_view project, std::uint64_t after_seq,
       return Status::error(Code::kCorrupt, "replay: event " + std::to_string(seq) + " of " +
                                                std::string(project) + " is missing");
     }
-    const Digest hash = leaf_hash(*stored);
     TRAIL_TRY(decode_envelope(*stored, envelope));
     if (key == nullptr || key->id() != envelope.key_id) {
       TRAIL_ASSIGN_OR_RETURN(key, keys(envelope.key_id));
@@ -59,7 +57,7 @@ Status replay(WriteTxn& txn, std::string_view project, std::uint64_t after_seq,
     encode_aad(envelope, aad);
     TRAIL_TRY(key->open(envelope.cipher, envelope.nonce, as_bytes(aad), envelope.ciphertext,
                         draft.payload));
-    const AppendedEvent event{project, seq, hash, envelope.server_time_us, &draft, &project_key,
+    const AppendedEvent event{project, seq, envelope.server_time_us, &draft, &project_key,
                               &loader};
     for (const auto& binding : bindings) {
       WriteProjectionTables tables{txn, binding.dbis};

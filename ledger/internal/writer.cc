@@ -383,7 +383,7 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
     *head = HeadRecord{seq[i], hash, server_time};
     receipts[i] = Receipt{seq[i], hash, false};
     if (!projectors_.empty()) {
-      const AppendedEvent appended{job.project, seq[i], hash, server_time, &ev.header,
+      const AppendedEvent appended{job.project, seq[i], server_time, &ev.header,
                                    job.key.get(), &loader};
       for (auto& binding : projectors_) {
         WriteProjectionTables tables{txn, binding.dbis};
