@@ -316,7 +316,7 @@ Result<std::shared_ptr<const DataKey>> Ledger::existing_project_key(
 
 namespace trail::ledger {
 namespace {
-constexpr std::uint64_t kRebuildChunkEvents = 100'000;  // Per commit: views keep back less.
+constexpr std::uint64_t kRebuildChunkEvents = 100'000;  // Per commit; views write a case once each.
 }  // namespace
 
 Status Ledger::rebuild_projections(
