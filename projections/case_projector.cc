@@ -24,12 +24,14 @@ using view::add_u64;
 using view::id_at;
 using view::is_case_kind;
 
+// No index by time: the chain is in seq order and server time never decreases along it, so a
+// time range is a seq range of the ledger itself.
 enum TableIndex : std::size_t {
-  kState, kByOwner, kByType, kByParent, kHistory, kHistoryByUser, kHistoryByTime, kForms
+  kState, kByOwner, kByType, kByParent, kHistory, kHistoryByUser, kForms
 };
-constexpr const char* kTableNames[] = {"case.state",   "case.by_owner",        "case.by_type",
-                                       "case.by_parent", "case.history",       "case.history_by_user",
-                                       "case.history_by_time", "case.forms"};
+constexpr const char* kTableNames[] = {"case.state",     "case.by_owner", "case.by_type",
+                                       "case.by_parent", "case.history",  "case.history_by_user",
+                                       "case.forms"};
 
 
 // ---- keys ----
@@ -383,12 +385,7 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   add_text(by_user, draft.actor);
   add_u64(by_user, event.seq);
   add_id(by_user, case_id);
-  TRAIL_TRY(tables.put(kHistoryByUser, as_bytes(by_user), {}));
-  std::string by_time = pk(event.project);
-  add_time(by_time, event.server_time_us);
-  add_u64(by_time, event.seq);
-  add_id(by_time, case_id);
-  return tables.put(kHistoryByTime, as_bytes(by_time), {});
+  return tables.put(kHistoryByUser, as_bytes(by_user), {});
 }
 
 Status CaseProjector::flush(ledger::ProjectionTables& tables) {
@@ -491,6 +488,54 @@ Result<std::vector<CaseState>> CaseProjector::list(const ledger::Ledger& ledger,
   return out;
 }
 
+namespace {
+
+// Server time of event `seq`.
+Result<TimeUs> server_time_of(const ledger::Ledger& ledger, std::string_view project,
+                              std::uint64_t seq) {
+  TRAIL_ASSIGN_OR_RETURN(auto stored, ledger.read(project, seq));
+  ledger::DecodedEnvelope envelope;
+  TRAIL_TRY(ledger::decode_envelope(as_bytes(stored.envelope), envelope));
+  return envelope.server_time_us;
+}
+
+// The case events of `project` whose server time lies in [from_us, to_us), in seq order: a
+// binary search for the first (server time never decreases along a chain), then a scan.
+Result<std::vector<std::pair<EventId, std::uint64_t>>> events_in_time_range(
+    const ledger::Ledger& ledger, std::string_view project, const HistoryFilter& filter) {
+  std::vector<std::pair<EventId, std::uint64_t>> out;
+  TRAIL_ASSIGN_OR_RETURN(auto head, ledger.head(project));
+  std::uint64_t lo = 1;
+  std::uint64_t hi = head.seq + 1;
+  if (filter.from_us) {
+    while (lo < hi) {
+      const std::uint64_t mid = lo + (hi - lo) / 2;
+      TRAIL_ASSIGN_OR_RETURN(TimeUs t, server_time_of(ledger, project, mid));
+      if (t < *filter.from_us) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+  }
+  if (lo > head.seq) return out;
+  ledger::DecodedEnvelope envelope;
+  Status inner = Status::ok();
+  TRAIL_TRY(ledger.scan(project, lo, head.seq - lo + 1, [&](const ledger::StoredEvent& stored) {
+    inner = ledger::decode_envelope(as_bytes(stored.envelope), envelope);
+    if (!inner.is_ok()) return false;
+    if (filter.to_us && envelope.server_time_us >= *filter.to_us) return false;
+    if (view::is_case_kind(envelope.kind) && envelope.subject) {
+      out.emplace_back(*envelope.subject, stored.seq);
+    }
+    return true;
+  }));
+  TRAIL_TRY(inner);
+  return out;
+}
+
+}  // namespace
+
 Result<std::vector<HistoryItem>> CaseProjector::history(const ledger::Ledger& ledger,
                                                         std::string_view project,
                                                         const HistoryFilter& filter,
@@ -504,36 +549,45 @@ Result<std::vector<HistoryItem>> CaseProjector::history(const ledger::Ledger& le
   std::map<EventId, std::vector<std::uint64_t>> case_seqs;
   const bool post_filter = filter.case_id && (filter.actor || filter.from_us || filter.to_us);
   const bool time_post_filter = !filter.case_id && filter.actor && (filter.from_us || filter.to_us);
+  const bool by_time = !filter.case_id && !filter.actor;
+  std::vector<Entry> candidates;  // By time: the chain's case events in the range, in seq order.
+  if (by_time) {
+    TRAIL_ASSIGN_OR_RETURN(candidates, events_in_time_range(ledger, project, filter));
+  }
   TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
-    Status inner = Status::ok();
-    std::string prefix = pk(project);
-    std::size_t table = kHistoryByTime;
-    if (filter.case_id) {
-      table = kHistory;
-      add_id(prefix, *filter.case_id);
-    } else if (filter.actor) {
-      table = kHistoryByUser;
-      add_text(prefix, *filter.actor);
-    }
-    std::string from = prefix;
-    if (table == kHistoryByTime && filter.from_us) add_time(from, *filter.from_us);
-    TRAIL_TRY(tables.scan(table, as_bytes(from), [&](ByteView k, ByteView) {
-      if (k.size() < prefix.size() || as_chars(k.subspan(0, prefix.size())) != prefix) return false;
-      const ByteView rest = k.subspan(prefix.size());
-      if (table == kHistory && rest.size() == 8) {
-        wanted.emplace_back(*filter.case_id, get_u64_be(rest.data()));
-      } else if (table == kHistoryByUser && rest.size() == 24) {
-        wanted.emplace_back(id_at(rest, 8), get_u64_be(rest.data()));
-      } else if (table == kHistoryByTime && rest.size() == 32) {
-        if (filter.to_us && view::time_at(rest.data()) >= *filter.to_us) return false;
-        wanted.emplace_back(id_at(rest, 16), get_u64_be(rest.data() + 8));
-      } else {
-        inner = Status::error(Code::kCorrupt, "malformed history key");
-        return false;
+    if (by_time) {  // Keep the events the view folded (its history index names them).
+      for (const auto& [case_id, seq] : candidates) {
+        TRAIL_ASSIGN_OR_RETURN(auto indexed,
+                               tables.get(kHistory, as_bytes(history_key(project, case_id, seq))));
+        if (indexed) wanted.emplace_back(case_id, seq);
+        if (limit != 0 && wanted.size() >= limit) break;
       }
-      return post_filter || time_post_filter || limit == 0 || wanted.size() < limit;
-    }));
-    TRAIL_TRY(inner);
+    } else {
+      Status inner = Status::ok();
+      std::string prefix = pk(project);
+      const std::size_t table = filter.case_id ? kHistory : kHistoryByUser;
+      if (filter.case_id) {
+        add_id(prefix, *filter.case_id);
+      } else {
+        add_text(prefix, *filter.actor);
+      }
+      TRAIL_TRY(tables.scan(table, as_bytes(prefix), [&](ByteView k, ByteView) {
+        if (k.size() < prefix.size() || as_chars(k.subspan(0, prefix.size())) != prefix) {
+          return false;
+        }
+        const ByteView rest = k.subspan(prefix.size());
+        if (table == kHistory && rest.size() == 8) {
+          wanted.emplace_back(*filter.case_id, get_u64_be(rest.data()));
+        } else if (table == kHistoryByUser && rest.size() == 24) {
+          wanted.emplace_back(id_at(rest, 8), get_u64_be(rest.data()));
+        } else {
+          inner = Status::error(Code::kCorrupt, "malformed history key");
+          return false;
+        }
+        return post_filter || time_post_filter || limit == 0 || wanted.size() < limit;
+      }));
+      TRAIL_TRY(inner);
+    }
     for (const auto& [case_id, seq] : wanted) {
       if (case_seqs.count(case_id) != 0) continue;
       auto& seqs = case_seqs[case_id];

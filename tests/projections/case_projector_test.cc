@@ -213,6 +213,51 @@ TEST_F(CaseView, HistoryByUserAndByTime) {
   EXPECT_TRUE(view_->history(*ledger_, "p", none, 0)->empty());
 }
 
+TEST_F(CaseView, HistoryByTimeRangeIsExactlyTheEntriesInTheRange) {
+  std::vector<EventId> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(create());
+  for (int round = 0; round < 6; ++round) {  // Separate commits: server times spread out.
+    append_ok("p", {event(Kind::CASE_UPDATED, ids[static_cast<std::size_t>(round) % 4],
+                          fields({{"round", std::to_string(round)}}))});
+    ledger::EventDraft other = make_draft(10);  // Not a case change: never in the history.
+    append_ok("p", {other});
+  }
+  std::vector<proj::HistoryItem> all;
+  for (const auto& id : ids) {
+    auto h = history_of(id);
+    all.insert(all.end(), h.begin(), h.end());
+  }
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
+  ASSERT_EQ(all.size(), 10U);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    for (std::size_t j = i; j <= all.size(); ++j) {
+      proj::HistoryFilter f;
+      f.from_us = all[i].server_time_us;
+      if (j < all.size()) f.to_us = all[j].server_time_us;
+      auto got = view_->history(*ledger_, "p", f, 0);
+      ASSERT_TRUE(got.is_ok());
+      std::vector<std::uint64_t> expected;
+      for (const auto& e : all) {
+        if (e.server_time_us >= *f.from_us && (!f.to_us || e.server_time_us < *f.to_us)) {
+          expected.push_back(e.seq);
+        }
+      }
+      std::vector<std::uint64_t> seqs;
+      for (const auto& e : *got) seqs.push_back(e.seq);
+      EXPECT_EQ(seqs, expected) << "from entry " << i << " to entry " << j;
+    }
+  }
+  proj::HistoryFilter limited;
+  limited.from_us = all[2].server_time_us;
+  auto two = view_->history(*ledger_, "p", limited, 2);
+  ASSERT_TRUE(two.is_ok());
+  ASSERT_EQ(two->size(), 2U);
+  std::size_t first = 0;  // Entries may share a server time (the clock's resolution).
+  while (all[first].server_time_us < all[2].server_time_us) ++first;
+  EXPECT_EQ((*two)[0].seq, all[first].seq);
+  EXPECT_EQ((*two)[1].seq, all[first + 1].seq);
+}
+
 TEST_F(CaseView, DuplicatesAndRejectedBatchesLeaveTheViewAlone) {
   const EventId id = create();
   auto update = event(Kind::CASE_UPDATED, id, fields({{"age", "40"}}));
