@@ -43,13 +43,17 @@ Status replay(WriteTxn& txn, std::string_view project, std::uint64_t after_seq,
   EventDraft draft;
   std::shared_ptr<const DataKey> key;
   const EventLoader loader = [&](std::uint64_t s) { return load_event(txn, project, s, keys); };
+  // One cursor walk along the chain rather than a B-tree descent per event.
+  auto cursor = txn.cursor(Table::kEvents);
+  TRAIL_ASSIGN_OR_RETURN(bool more, cursor.seek(as_bytes(event_key(project, after_seq + 1))));
   for (std::uint64_t seq = after_seq + 1; seq <= to_seq; ++seq) {
-    TRAIL_ASSIGN_OR_RETURN(auto stored, txn.get(Table::kEvents, as_bytes(event_key(project, seq))));
-    if (!stored) {
+    std::uint64_t stored_seq = 0;
+    if (!more || !parse_event_key(cursor.key(), project, stored_seq) || stored_seq != seq) {
       return Status::error(Code::kCorrupt, "replay: event " + std::to_string(seq) + " of " +
                                                std::string(project) + " is missing");
     }
-    TRAIL_TRY(decode_envelope(*stored, envelope));
+    const ByteView stored = cursor.value();
+    TRAIL_TRY(decode_envelope(stored, envelope));
     if (key == nullptr || key->id() != envelope.key_id) {
       TRAIL_ASSIGN_OR_RETURN(key, keys(envelope.key_id));
     }
@@ -62,6 +66,10 @@ Status replay(WriteTxn& txn, std::string_view project, std::uint64_t after_seq,
     for (const auto& binding : bindings) {
       WriteProjectionTables tables{txn, binding.dbis};
       TRAIL_TRY(binding.projector->apply(tables, event));
+    }
+    // Projectors write only their own sub-databases; the events' pages stay as they were.
+    if (seq < to_seq) {
+      TRAIL_ASSIGN_OR_RETURN(more, cursor.next());
     }
   }
   std::uint8_t last[8];
