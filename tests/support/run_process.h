@@ -6,33 +6,37 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
-#include <sstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
 #include "tests/support/temp_dir.h"
 
-extern char** environ;
+extern char** environ;  // NOLINT(readability-redundant-declaration): POSIX, for posix_spawn.
 
 namespace trail::testing {
 
 struct ProcessResult {
-  int exit_code = -1;
+  int exit_code = -1;  // 128 + signal number when the process was killed.
   std::string out;
   std::string err;
 };
 
 inline std::string slurp(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-// Runs `argv` with `input` on standard input; stdout and stderr go through temporary files.
-inline ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input = "") {
+// Runs `argv` (argv[0] is the program) with `input` on standard input and waits for it.
+// stdout and stderr go through temporary files; a failure to start is a test failure.
+inline ProcessResult run_process(const std::vector<std::string>& argv,
+                                 const std::string& input = "") {
+  ProcessResult result;
   TempDir io;
   {
     std::ofstream in(io / "in", std::ios::binary);
@@ -40,22 +44,36 @@ inline ProcessResult run_process(const std::vector<std::string>& argv, const std
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, (io / "in").c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, (io / "out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&actions, 2, (io / "err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, (io / "in").c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, (io / "out").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, (io / "err").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  std::vector<std::string> owned = argv;
   std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  for (auto& a : owned) args.push_back(a.data());
   args.push_back(nullptr);
   pid_t pid = 0;
-  ProcessResult result;
-  if (posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ) != 0) {
-    posix_spawn_file_actions_destroy(&actions);
+  const int spawned = ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) {
+    ADD_FAILURE() << "cannot start " << argv[0] << ": " << std::strerror(spawned);
     return result;
   }
-  posix_spawn_file_actions_destroy(&actions);
   int status = 0;
-  ::waitpid(pid, &status, 0);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  pid_t waited = 0;
+  do {
+    waited = ::waitpid(pid, &status, 0);
+  } while (waited < 0 && errno == EINTR);
+  if (waited != pid) {
+    ADD_FAILURE() << "waitpid failed: " << std::strerror(errno);
+    return result;
+  }
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.exit_code = 128 + WTERMSIG(status);
+  }
   result.out = slurp(io / "out");
   result.err = slurp(io / "err");
   return result;

@@ -5,39 +5,14 @@
 
 #include <boost/json.hpp>
 
-#include "tests/support/run_process.h"
-#include "tests/support/temp_dir.h"
+#include "tests/support/trailctl_fixture.h"
 
 namespace trail::testing {
 namespace {
 
 namespace json = boost::json;
 
-class TrailctlCase : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ASSERT_EQ(run({"init"}).exit_code, 0);
-    std::ifstream in(std::string(TRAIL_SOURCE_DIR) + "/scripts/sample-events.jsonl");
-    std::stringstream sample;
-    sample << in.rdbuf();
-    auto r = run({"append", "--project", "demo"}, sample.str());
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
-  ProcessResult run(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv{TRAILCTL_PATH};
-    argv.insert(argv.end(), args.begin(), args.end());
-    argv.insert(argv.end(), {"--data", (dir_ / "data").string(), "--keys", (dir_ / "keys").string()});
-    return run_process(argv, input);
-  }
-  static std::vector<json::object> lines(const std::string& text) {
-    std::vector<json::object> out;
-    std::istringstream in(text);
-    std::string l;
-    while (std::getline(in, l)) out.push_back(json::parse(l).as_object());
-    return out;
-  }
-  TempDir dir_;
-};
+class TrailctlCase : public TrailctlWithSample {};
 
 constexpr const char* kPregnancy = "9a41f6e2-1c5b-4d37-8e90-3b7d2c6a5f02";
 constexpr const char* kHousehold = "0d7c3b52-8e41-4f0a-b1c9-6a2f5e3d9c01";

@@ -1,11 +1,6 @@
 // trailctl verify, driven as a process as an auditor would: exit 0 and "intact:" on an intact
 // data directory, exit 1 and "TAMPERED project=<p> seq=<n>: ..." once an event's stored bytes
 // change (with and without --keys), exit 2 when the data directory is missing.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -22,78 +17,15 @@
 #include "ledger/internal/layout.h"
 #include "ledger/internal/lmdb_env.h"
 #include "ledger/status.h"
+#include "tests/support/run_process.h"
 #include "tests/support/temp_dir.h"
 
-extern char** environ;  // NOLINT(readability-redundant-declaration): POSIX, for posix_spawn.
 
 namespace trail::testing {
 namespace verify_cli {
 namespace {
 
-struct Outcome {
-  int exit_code = -1;  // 128 + signal number when the process was killed.
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// Runs `args` (args[0] is the program) with `input` on standard input, waits for it, and
-// returns its exit code and what it wrote. Scratch files go into `scratch`.
-Outcome run_process(const std::vector<std::string>& args, const std::string& input,
-                    const std::filesystem::path& scratch) {
-  Outcome outcome;
-  const std::string in_path = (scratch / "verify-cli.stdin").string();
-  const std::string out_path = (scratch / "verify-cli.stdout").string();
-  const std::string err_path = (scratch / "verify-cli.stderr").string();
-  {
-    std::ofstream in(in_path, std::ios::binary | std::ios::trunc);
-    in << input;
-    if (!in) {
-      ADD_FAILURE() << "cannot write " << in_path;
-      return outcome;
-    }
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, in_path.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  std::vector<std::string> owned = args;
-  std::vector<char*> argv;
-  argv.reserve(owned.size() + 1);
-  for (auto& arg : owned) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int spawned = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) {
-    ADD_FAILURE() << "cannot start " << args[0] << ": " << std::strerror(spawned);
-    return outcome;
-  }
-  int wait_status = 0;
-  pid_t waited = 0;
-  do {
-    waited = ::waitpid(pid, &wait_status, 0);
-  } while (waited < 0 && errno == EINTR);
-  if (waited != pid) {
-    ADD_FAILURE() << "waitpid failed: " << std::strerror(errno);
-    return outcome;
-  }
-  if (WIFEXITED(wait_status)) {
-    outcome.exit_code = WEXITSTATUS(wait_status);
-  } else if (WIFSIGNALED(wait_status)) {
-    outcome.exit_code = 128 + WTERMSIG(wait_status);
-  }
-  outcome.out = slurp(out_path);
-  outcome.err = slurp(err_path);
-  return outcome;
-}
+using Outcome = ProcessResult;
 
 // One case.updated JSON line (see tools/trailctl/event_json.h), with a distinct event id.
 std::string event_line(int n) {
@@ -130,7 +62,7 @@ class TrailctlVerify : public ::testing::Test {
 
   Outcome trailctl(std::vector<std::string> args, const std::string& input = "") {
     args.insert(args.begin(), TRAILCTL_PATH);
-    return run_process(args, input, dir_.path());
+    return run_process(args, input);
   }
 
   void append(std::string_view project, const std::string& lines) {

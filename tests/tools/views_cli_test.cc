@@ -5,8 +5,7 @@
 
 #include <boost/json.hpp>
 
-#include "tests/support/run_process.h"
-#include "tests/support/temp_dir.h"
+#include "tests/support/trailctl_fixture.h"
 
 namespace trail::testing {
 namespace {
@@ -15,33 +14,7 @@ namespace json = boost::json;
 
 constexpr const char* kPregnancy = "9a41f6e2-1c5b-4d37-8e90-3b7d2c6a5f02";
 
-class TrailctlViews : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ASSERT_EQ(run({"init"}).exit_code, 0);
-    std::ifstream in(source("scripts/sample-events.jsonl"));
-    std::stringstream sample;
-    sample << in.rdbuf();
-    ASSERT_EQ(run({"append", "--project", "demo"}, sample.str()).exit_code, 0);
-  }
-  static std::string source(const std::string& path) {
-    return std::string(TRAIL_SOURCE_DIR) + "/" + path;
-  }
-  ProcessResult run(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv{TRAILCTL_PATH};
-    argv.insert(argv.end(), args.begin(), args.end());
-    argv.insert(argv.end(), {"--data", (dir_ / "data").string(), "--keys", (dir_ / "keys").string()});
-    return run_process(argv, input);
-  }
-  static std::vector<json::object> lines(const std::string& text) {
-    std::vector<json::object> out;
-    std::istringstream in(text);
-    std::string l;
-    while (std::getline(in, l)) out.push_back(json::parse(l).as_object());
-    return out;
-  }
-  TempDir dir_;
-};
+class TrailctlViews : public TrailctlWithSample {};
 
 TEST_F(TrailctlViews, SubmitAppendsTheFormAndItsCaseEventsOnceOnly) {
   const std::string form = source("tests/fixtures/casexml/hq_receiverwrapper_form_with_case.xml");
