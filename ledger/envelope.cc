@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::string_view kAadLabel = "trail/event/v1";
 constexpr std::string_view kBodyLabel = "trail/body/v1";
-constexpr std::uint16_t kKindCount = 20;     // Kinds known to this build (schema/event.capnp).
+constexpr std::uint16_t kKindCount = 21;     // Kinds known to this build (schema/event.capnp).
 constexpr std::uint16_t kChannelCount = 5;
 constexpr std::uint16_t kCipherCount = 2;
 
@@ -41,6 +41,7 @@ constexpr KindName kKindNames[] = {
     {schema::Kind::EXPORT_MADE, "export.made"},
     {schema::Kind::POLICY_CHANGED, "policy.changed"},
     {schema::Kind::KEY_SHREDDED, "key.shredded"},
+    {schema::Kind::PROJECT_CREATED, "project.created"},
 };
 static_assert(std::size(kKindNames) == kKindCount);
 

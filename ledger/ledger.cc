@@ -15,16 +15,6 @@ namespace trail::ledger {
 namespace fs = std::filesystem;
 using detail::Table;
 
-namespace {
-
-template <typename T>
-std::future<Result<T>> ready(Status status) {
-  std::promise<Result<T>> p;
-  p.set_value(std::move(status));
-  return p.get_future();
-}
-
-}  // namespace
 
 Status Ledger::create(const fs::path& data_dir, const KeyRing& keys,
                       std::size_t initial_map_bytes) {
@@ -189,22 +179,31 @@ Status Ledger::seal_all(const std::string& project, const DataKey& key,
 
 std::future<Result<std::vector<Receipt>>> Ledger::append(std::string project,
                                                          std::vector<EventDraft> drafts) {
-  using Receipts = std::vector<Receipt>;
-  if (!writer_) return ready<Receipts>(Status::error(Code::kBusy, "ledger is open read-only"));
-  if (Status s = validate_project(project); !s.is_ok()) return ready<Receipts>(s);
-  if (drafts.empty()) return ready<Receipts>(Status::error(Code::kInvalid, "batch is empty"));
+  auto promise = std::make_shared<std::promise<Result<std::vector<Receipt>>>>();
+  auto future = promise->get_future();
+  append_async(std::move(project), std::move(drafts),
+               [promise](Result<std::vector<Receipt>> result) { promise->set_value(std::move(result)); });
+  return future;
+}
+
+void Ledger::append_async(std::string project, std::vector<EventDraft> drafts,
+                          AppendCallback done) {
+  if (!writer_) return done(Status::error(Code::kBusy, "ledger is open read-only"));
+  if (Status s = validate_project(project); !s.is_ok()) return done(s);
+  if (drafts.empty()) return done(Status::error(Code::kInvalid, "batch is empty"));
   if (drafts.size() > kBatchEventsMax) {
-    return ready<Receipts>(Status::error(
+    return done(Status::error(
         Code::kInvalid, "batch of " + std::to_string(drafts.size()) + " events exceeds " +
                             std::to_string(kBatchEventsMax) + " (kBatchEventsMax)"));
   }
   auto key = project_key(project);
-  if (!key.is_ok()) return ready<Receipts>(key.status());
+  if (!key.is_ok()) return done(key.status());
   detail::AppendJob job;
-  if (Status s = seal_all(project, **key, drafts, job.events); !s.is_ok()) return ready<Receipts>(s);
+  if (Status s = seal_all(project, **key, drafts, job.events); !s.is_ok()) return done(s);
   job.key = *key;
   job.project = std::move(project);
-  return writer_->submit(std::move(job));
+  job.done = std::move(done);
+  writer_->submit(std::move(job));
 }
 
 Result<Head> Ledger::head(std::string_view project) const {

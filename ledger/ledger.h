@@ -85,6 +85,14 @@ class Ledger {
   std::future<Result<std::vector<Receipt>>> append(std::string project,
                                                    std::vector<EventDraft> drafts);
 
+  // Called exactly once with an append's outcome: on the ledger's completion thread after the
+  // commit (keep it quick, e.g. post to an event loop), or on the caller's thread when the
+  // batch is refused before it is queued.
+  using AppendCallback = std::function<void(Result<std::vector<Receipt>>)>;
+  // As append(), without blocking a thread on the commit: the caller's thread seals, the
+  // writer commits, `done` gets the result. Errors: as append().
+  void append_async(std::string project, std::vector<EventDraft> drafts, AppendCallback done);
+
   // The project's head; seq 0 when it has no events.
   Result<Head> head(std::string_view project) const;
   // Projects with at least one event, in key order.

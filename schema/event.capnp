@@ -28,6 +28,7 @@ enum Kind {
   exportMade @17;
   policyChanged @18;
   keyShredded @19;
+  projectCreated @20;    # a project space was opened (in `_system`)
 }
 
 enum Channel {
@@ -101,6 +102,8 @@ struct RecordRead {
   what @0 :Text;             # case, history, search, export, sync ...
   subjects @1 :List(Data);   # ids of the records read
   reason @2 :Text;
+  address @3 :Text;          # the reader's network address, when read over the network
+  endpoint @4 :Text;         # how: "GET /v1/projects/{p}/cases/{id}", "trailctl case show" ...
 }
 
 struct AccountChange {

@@ -77,9 +77,9 @@ void Writer::complete() {
       auto& result = done->results[i];
       if (auto* append = std::get_if<AppendJob>(&done->jobs[i])) {
         if (auto* receipts = std::get_if<std::vector<Receipt>>(&result)) {
-          append->done.set_value(std::move(*receipts));
+          append->done(std::move(*receipts));
         } else {
-          append->done.set_value(std::get<Status>(result));
+          append->done(std::get<Status>(result));
         }
       } else {
         auto& key = std::get<KeyJob>(done->jobs[i]);
@@ -93,23 +93,25 @@ void Writer::complete() {
   }
 }
 
-std::future<Result<std::vector<Receipt>>> Writer::submit(AppendJob job) {
-  auto future = job.done.get_future();
+void Writer::submit(AppendJob job) {
   const std::size_t count = job.events.size();
   std::unique_lock lock{mutex_};
+  Status refused = Status::ok();
   if (poisoned_) {
-    job.done.set_value(Status::error(Code::kFatal, "ledger poisoned by an earlier commit failure"));
+    refused = Status::error(Code::kFatal, "ledger poisoned by an earlier commit failure");
   } else if (stopping_) {
-    job.done.set_value(Status::error(Code::kBusy, "ledger is shutting down"));
+    refused = Status::error(Code::kBusy, "ledger is shutting down");
   } else if (queued_events_ + count > kQueueEventsMax) {
-    job.done.set_value(Status::error(Code::kBusy, "append queue is full; retry later"));
+    refused = Status::error(Code::kBusy, "append queue is full; retry later");
   } else {
     queued_events_ += count;
     queue_.emplace_back(std::move(job));
     lock.unlock();
     wake_.notify_one();
+    return;
   }
-  return future;
+  lock.unlock();
+  job.done(refused);  // Outside the lock: the callback may append again.
 }
 
 std::future<Result<std::uint32_t>> Writer::submit(KeyJob job) {
@@ -182,7 +184,11 @@ void Writer::run() {
 
 void Writer::fail_all(std::vector<Job>& jobs, const Status& status) {
   for (auto& job : jobs) {
-    std::visit([&](auto& j) { j.done.set_value(status); }, job);
+    if (auto* append = std::get_if<AppendJob>(&job)) {
+      append->done(status);
+    } else {
+      std::get<KeyJob>(job).done.set_value(status);
+    }
   }
 }
 

@@ -38,11 +38,15 @@ namespace trail::ledger::detail {
 inline constexpr std::size_t kDrainEventsMax = 65'536;    // Events in one commit, at most.
 inline constexpr std::size_t kQueueEventsMax = 1'000'000;  // Queued and not yet committed.
 
+// Called once with the job's outcome, on the completion thread (or on the submitting thread
+// when the job is refused at once). Must be quick: it delays the callbacks of later commits.
+using AppendCallback = std::function<void(Result<std::vector<Receipt>>)>;
+
 struct AppendJob {
   std::string project;
   std::shared_ptr<const DataKey> key;  // The project's data key, for projectors.
   std::vector<SealedEvent> events;
-  std::promise<Result<std::vector<Receipt>>> done;
+  AppendCallback done;
 };
 
 // Makes sure `project` has a data key; resolves with its key id.
@@ -62,9 +66,9 @@ class Writer {
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
 
-  // Errors (through the future): kBusy when kQueueEventsMax events already wait;
+  // Errors (through job.done): kBusy when kQueueEventsMax events already wait;
   // kFatal once poisoned.
-  std::future<Result<std::vector<Receipt>>> submit(AppendJob job);
+  void submit(AppendJob job);
   std::future<Result<std::uint32_t>> submit(KeyJob job);
 
   // Runs `work` on the writer thread between commits, with no other write in progress, and

@@ -1,6 +1,7 @@
 // Appends: chaining, sequence numbers, idempotency, conflicts, batch atomicity, map growth.
 #include <gtest/gtest.h>
 
+#include <future>
 #include <set>
 #include <thread>
 
@@ -343,6 +344,62 @@ TEST_F(Chain, FailedCommitPoisonsTheLedger) {
   reopen();
   auto after_restart = append_ok("p", make_drafts(1));
   EXPECT_EQ(after_restart[0].seq, 3U);
+}
+
+}  // namespace
+}  // namespace trail::testing
+
+namespace trail::testing {
+namespace {
+
+class AsyncAppend : public LedgerTest {};
+
+TEST_F(AsyncAppend, CallbackGetsReceiptsOnceTheCommitIsDurable) {
+  std::promise<Result<std::vector<ledger::Receipt>>> got;
+  std::atomic<int> calls{0};
+  ledger_->append_async("clinic-a", make_drafts(3), [&](Result<std::vector<ledger::Receipt>> r) {
+    ++calls;
+    got.set_value(std::move(r));
+  });
+  auto result = got.get_future().get();
+  ASSERT_TRUE(result.is_ok()) << result.status().to_string();
+  ASSERT_EQ(result->size(), 3U);
+  EXPECT_EQ((*result)[2].seq, 3U);
+  EXPECT_EQ(calls.load(), 1);
+  // Durable: a reopened ledger (a new process would see the same) holds all three.
+  reopen();
+  EXPECT_EQ(ledger_->head("clinic-a")->seq, 3U);
+}
+
+TEST_F(AsyncAppend, RefusedBatchIsAnsweredOnTheCallersThreadWithTheReason) {
+  const auto caller = std::this_thread::get_id();
+  std::thread::id answered_on;
+  Status status = Status::ok();
+  ledger_->append_async("Bad Project", make_drafts(1), [&](Result<std::vector<ledger::Receipt>> r) {
+    answered_on = std::this_thread::get_id();
+    status = r.status();
+  });
+  EXPECT_EQ(answered_on, caller);
+  EXPECT_EQ(status.code(), Code::kInvalid);
+  ledger_->append_async("clinic-a", {}, [&](Result<std::vector<ledger::Receipt>> r) { status = r.status(); });
+  EXPECT_EQ(status.code(), Code::kInvalid);
+  EXPECT_EQ(ledger_->head("clinic-a")->seq, 0U);
+}
+
+TEST_F(AsyncAppend, ManyInFlightFromOneThreadAllCommitInOrderOfTheirSeqs) {
+  constexpr int kRequests = 200;
+  std::atomic<int> done{0};
+  std::atomic<int> failed{0};
+  std::promise<void> all;
+  for (int i = 0; i < kRequests; ++i) {
+    ledger_->append_async("clinic-a", make_drafts(2), [&](Result<std::vector<ledger::Receipt>> r) {
+      if (!r.is_ok()) ++failed;
+      if (++done == kRequests) all.set_value();
+    });
+  }
+  all.get_future().wait();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(ledger_->head("clinic-a")->seq, 2U * kRequests);
 }
 
 }  // namespace

@@ -42,7 +42,7 @@ from typing import Optional
 # ---- Constants (FORMAT.md) ----------------------------------------------------------------
 
 FORMAT_VERSION = b"trail-ledger-1"
-KIND_COUNT = 20
+KIND_COUNT = 21
 CHANNEL_COUNT = 5
 CIPHER_AES256GCM = 0
 CIPHER_XCHACHA20POLY1305 = 1
