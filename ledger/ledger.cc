@@ -79,7 +79,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
     Ledger* self = ledger.get();
     ledger->writer_ = std::make_unique<detail::Writer>(
         *ledger->env_, ledger->keys_, bindings,
-        [self](std::uint32_t key_id) { return self->data_key_by_id(key_id); });
+        [self](std::uint32_t key_id) { return self->data_key_by_id(key_id); }, options.on_commit);
   }
   return ledger;
 }

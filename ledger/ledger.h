@@ -42,6 +42,9 @@ struct LedgerOptions {
   std::size_t initial_map_bytes = 64U << 20U;
   // Views applied inside every append's commit; their sub-databases are opened with the ledger.
   std::vector<std::shared_ptr<Projector>> projectors;
+  // Hears of every group commit: events in it and the commit's own duration (the fsync), for
+  // metrics. Runs on the writer thread; must be quick.
+  std::function<void(std::size_t events, std::uint64_t commit_us)> on_commit;
 };
 
 // An event as stored: its envelope bytes (exactly as hashed) and its hash.
@@ -86,8 +89,9 @@ class Ledger {
                                                    std::vector<EventDraft> drafts);
 
   // Called exactly once with an append's outcome: on the ledger's completion thread after the
-  // commit (keep it quick, e.g. post to an event loop), or on the caller's thread when the
-  // batch is refused before it is queued.
+  // commit (keep it quick, e.g. post to an event loop, and never append from it: an append
+  // may wait on that thread), or on the caller's thread when the batch is refused before it
+  // is queued.
   using AppendCallback = std::function<void(Result<std::vector<Receipt>>)>;
   // As append(), without blocking a thread on the commit: the caller's thread seals, the
   // writer commits, `done` gets the result. Errors: as append().

@@ -26,7 +26,7 @@ using view::time_at;
 enum TableIndex : std::size_t { kReads, kByCase, kByReader, kByTime };
 constexpr const char* kTableNames[] = {"access.reads", "access.by_case", "access.by_reader",
                                        "access.by_time"};
-constexpr std::uint8_t kRowVersion = 1;
+constexpr std::uint8_t kRowVersion = 2;  // 2: address and endpoint.
 
 // ---- keys ----
 
@@ -120,6 +120,8 @@ std::string encode_row(const AccessRow& row) {
   w.u32(static_cast<std::uint32_t>(row.subjects.size()));
   for (const auto& s : row.subjects) w.id(s);
   w.id(row.event_id);
+  w.text(row.address);
+  w.text(row.endpoint);
   return w.take();
 }
 
@@ -136,7 +138,7 @@ Result<AccessRow> decode_row(std::string_view bytes) {
   if (ok) {
     row.subjects.resize(count);
     for (auto& s : row.subjects) ok = ok && r.id(s);
-    ok = ok && r.id(row.event_id) && r.done();
+    ok = ok && r.id(row.event_id) && r.text(row.address) && r.text(row.endpoint) && r.done();
   }
   if (!ok) return Status::error(Code::kCorrupt, "access row does not decode");
   row.channel = static_cast<schema::Channel>(channel);
@@ -171,6 +173,8 @@ std::string encode_record_read(const RecordReadData& read) {
     subjects.set(i, {read.subjects[i].data(), read.subjects[i].size()});
   }
   out.setReason(text(read.reason));
+  out.setAddress(text(read.address));
+  out.setEndpoint(text(read.endpoint));
   const auto words = capnp::messageToFlatArray(message);
   const auto bytes = words.asBytes();
   return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
@@ -190,6 +194,8 @@ Result<RecordReadData> decode_record_read(std::string_view payload) {
     const auto read = root.getRecordRead();
     out.what = str(read.getWhat());
     out.reason = str(read.getReason());
+    out.address = str(read.getAddress());
+    out.endpoint = str(read.getEndpoint());
     for (const auto subject : read.getSubjects()) {
       if (subject.size() != 16) return Status::error(Code::kCorrupt, "subject is not 16 bytes");
       EventId id{};
@@ -215,6 +221,14 @@ ledger::EventDraft make_record_read(std::string actor, std::string device_id,
                                     schema::Channel channel, std::string what,
                                     std::vector<EventId> subjects, std::string reason,
                                     TimeUs client_time, const EventId& event_id) {
+  return make_record_read(std::move(actor), std::move(device_id), channel,
+                          RecordReadData{std::move(what), std::move(subjects), std::move(reason), {}, {}},
+                          client_time, event_id);
+}
+
+ledger::EventDraft make_record_read(std::string actor, std::string device_id,
+                                    schema::Channel channel, RecordReadData read,
+                                    TimeUs client_time, const EventId& event_id) {
   ledger::EventDraft d;
   d.event_id = event_id;
   d.kind = schema::Kind::RECORD_READ;
@@ -222,8 +236,7 @@ ledger::EventDraft make_record_read(std::string actor, std::string device_id,
   d.device_id = std::move(device_id);
   d.channel = channel;
   d.client_time_us = client_time;
-  if (subjects.size() == 1) d.subject = subjects.front();
-  RecordReadData read{std::move(what), std::move(subjects), std::move(reason)};
+  if (read.subjects.size() == 1) d.subject = read.subjects.front();
   d.payload = encode_record_read(read);
   return d;
 }
@@ -249,6 +262,8 @@ Status AccessProjector::apply(ledger::ProjectionTables& tables,
   if (auto read = decode_record_read(draft.payload); read.is_ok()) {
     row.what = std::move(read->what);
     row.reason = std::move(read->reason);
+    row.address = std::move(read->address);
+    row.endpoint = std::move(read->endpoint);
     row.subjects = std::move(read->subjects);
   }
   if (draft.subject &&

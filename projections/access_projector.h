@@ -48,6 +48,8 @@ struct RecordReadData {
   std::string what;               // case, history, search, export, sync ...
   std::vector<EventId> subjects;  // Ids of the records read, in the order given.
   std::string reason;             // Free text; may be personal: stored sealed only.
+  std::string address;            // The reader's network address, when read over the network.
+  std::string endpoint;           // How: "GET /v1/projects/{p}/cases/{id}", "trailctl case show".
 };
 
 // Encodes as a Cap'n Proto Payload message (deterministic: the same value, the same bytes).
@@ -69,6 +71,9 @@ ledger::EventDraft make_record_read(std::string actor, std::string device_id,
                                     schema::Channel channel, std::string what,
                                     std::vector<EventId> subjects, std::string reason,
                                     TimeUs client_time, const EventId& event_id);
+ledger::EventDraft make_record_read(std::string actor, std::string device_id,
+                                    schema::Channel channel, RecordReadData read,
+                                    TimeUs client_time, const EventId& event_id);
 
 // One read as the audit shows it.
 struct AccessRow {
@@ -82,6 +87,8 @@ struct AccessRow {
   std::string reason;
   std::vector<EventId> subjects;  // All of them, whichever one the query matched.
   EventId event_id{};
+  std::string address;
+  std::string endpoint;
 };
 
 // Every set field must hold. Times are server times.

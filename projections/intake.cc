@@ -22,6 +22,7 @@ constexpr std::string_view kV2NamespaceSuffix = "/case/transaction/v2";
 constexpr std::string_view kFormIdLabel = "trail/intake/form-id/v1";
 constexpr std::string_view kCaseIdLabel = "trail/intake/case-id/v1";
 constexpr std::string_view kEventIdLabel = "trail/intake/event-id/v1";
+constexpr std::string_view kFileIdLabel = "trail/intake/file-id/v1";
 constexpr std::string_view kFormContentType = "text/xml";
 
 // Action numbers in derived event ids; also the order actions apply in within a block.
@@ -150,12 +151,13 @@ std::string encode_form(std::string_view xmlns, std::string_view body) {
   return flat(message);
 }
 
-std::string encode_attachment(std::string_view name) {
+std::string encode_attachment(std::string_view name, std::string_view content_type = {},
+                              std::string_view body = {}) {
   capnp::MallocMessageBuilder message;
   auto attachment = message.initRoot<schema::Payload>().initAttachment();
   attachment.setName(text(name));
-  attachment.setContentType(text(""));
-  attachment.setBody(capnp::Data::Reader{});
+  attachment.setContentType(text(content_type));
+  attachment.setBody({reinterpret_cast<const capnp::byte*>(body.data()), body.size()});
   return flat(message);
 }
 
@@ -684,6 +686,38 @@ EventId form_event_id(std::string_view instance_id) {
   if (uuid.substr(0, 5) == "uuid:") uuid.remove_prefix(5);
   if (auto id = canonical_uuid(uuid)) return *id;
   return derive_id(kFormIdLabel, instance_id);
+}
+
+Status add_file(Submission& submission, std::string_view name, std::string_view content_type,
+                std::string_view body) {
+  if (submission.events.empty()) return invalid("the submission has no form event");
+  if (name.empty() || name.size() > kIntakeNameBytesMax) {
+    return invalid("an attachment name must be 1 to " + std::to_string(kIntakeNameBytesMax) +
+                   " bytes (kIntakeNameBytesMax)");
+  }
+  if (content_type.size() > kIntakeCaseTextBytesMax) {
+    return invalid("an attachment content type is over " + std::to_string(kIntakeCaseTextBytesMax) +
+                   " bytes");
+  }
+  if (submission.events.size() >= ledger::kBatchEventsMax) {
+    return invalid(over_limit("events", ledger::kBatchEventsMax, "kBatchEventsMax"));
+  }
+  const ledger::EventDraft& form = submission.events.front();
+  std::string key = submission.instance_id;
+  key.push_back('\0');
+  key.append(name);
+  ledger::EventDraft file;
+  file.event_id = derive_id(kFileIdLabel, key);
+  file.kind = schema::Kind::ATTACHMENT_ADDED;
+  file.actor = form.actor;
+  file.device_id = form.device_id;
+  file.channel = form.channel;
+  file.via = form.event_id;
+  file.client_time_us = form.client_time_us;
+  file.payload = encode_attachment(name, content_type, body);
+  TRAIL_TRY(ledger::validate_draft(file));
+  submission.events.push_back(std::move(file));
+  return Status::ok();
 }
 
 EventId case_subject_id(std::string_view case_id) {

@@ -61,6 +61,14 @@ struct Submission {
 // Parses one submission. Nothing is appended: the caller appends `events` in one batch.
 Result<Submission> parse_submission(std::string_view xml, const IntakeOptions& options);
 
+// Adds a file sent with the form (a multipart part beside xml_submission_file: a photo, a
+// signature) as an attachment.added event after the others: payload Attachment {name,
+// content type, body}, via the form, the form's actor, device, channel and device time, and
+// an event id derived from the instanceID and the name, so re-sending is a duplicate.
+// Errors: kInvalid for an empty or over-long name or content type, or a full batch.
+Status add_file(Submission& submission, std::string_view name, std::string_view content_type,
+                std::string_view body);
+
 // The event id of the form whose meta/instanceID is `instance_id`: the UUID itself when the
 // text (after an optional "uuid:" prefix) is a canonical lower-case UUID, else a v8 UUID
 // derived with SHA-256. Lets a caller find a form by its instanceID.

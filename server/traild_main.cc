@@ -1,5 +1,7 @@
-// traild: the Trail server. This first cut serves GET /healthz on loopback; the API of issue 4
-// grows on the same router.
+// traild: the Trail server. Opens the ledger with every view, serves the v1 API (api.h) over
+// HTTP/1.1 (TLS with --tls-cert/--tls-key; plain HTTP only on loopback), logs JSON lines to
+// stderr, and on SIGTERM/SIGINT stops accepting, finishes in-flight requests (their appends
+// commit and are answered) and exits 0.
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
@@ -12,12 +14,10 @@
 
 #include "ledger/key_ring.h"
 #include "ledger/ledger.h"
-#include "projections/access_projector.h"
-#include "projections/case_projector.h"
-#include "projections/report_projector.h"
-#include "projections/sync_projector.h"
+#include "server/api.h"
 #include "server/listener.h"
-#include "server/router.h"
+#include "server/log.h"
+#include "server/metrics.h"
 
 namespace {
 
@@ -34,13 +34,13 @@ bool split_listen(const std::string& text, std::string& host, unsigned short& po
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  try {
-    const unsigned long value = std::stoul(text.substr(colon + 1));
-    if (value > 65535) return false;
-    port = static_cast<unsigned short>(value);
-  } catch (...) {
+  const std::string digits = text.substr(colon + 1);
+  if (digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos) {
     return false;
   }
+  const unsigned long value = std::stoul(digits);
+  if (value > 65535) return false;
+  port = static_cast<unsigned short>(value);
   return !host.empty();
 }
 
@@ -52,11 +52,39 @@ int main(int argc, char** argv) {
   std::string data_dir = "./var/data";
   std::string keys_dir = "./var/keys";
   std::vector<std::string> listen{"127.0.0.1:8080"};
+  std::string tls_cert;
+  std::string tls_key;
   unsigned threads = std::max(1U, std::thread::hardware_concurrency());
+  unsigned token_hours = 12;
+  std::size_t body_max_mib = 16;
+  std::size_t connections_max = 1024;
+  unsigned read_timeout_s = 30;
+  unsigned idle_timeout_s = 60;
+  bool no_access_log = false;
+  std::string log_level = "info";
   app.add_option("--data", data_dir, "data directory")->capture_default_str();
   app.add_option("--keys", keys_dir, "key directory")->capture_default_str();
   app.add_option("--listen", listen, "HOST:PORT to listen on (repeatable)")->capture_default_str();
+  app.add_option("--tls-cert", tls_cert, "PEM certificate chain; enables TLS on every address");
+  app.add_option("--tls-key", tls_key, "PEM private key of --tls-cert");
   app.add_option("--threads", threads, "I/O threads")->check(CLI::Range(1U, 256U));
+  app.add_option("--token-hours", token_hours, "bearer token lifetime")
+      ->check(CLI::Range(1U, 24U * 30U))
+      ->capture_default_str();
+  app.add_option("--body-max-mib", body_max_mib, "largest request body")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{64}))
+      ->capture_default_str();
+  app.add_option("--connections-max", connections_max, "open connections at most")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}))
+      ->capture_default_str();
+  app.add_option("--read-timeout", read_timeout_s, "seconds a request may take to arrive")
+      ->check(CLI::Range(1U, 3600U))
+      ->capture_default_str();
+  app.add_option("--idle-timeout", idle_timeout_s, "seconds a kept-alive connection may idle")
+      ->check(CLI::Range(1U, 3600U))
+      ->capture_default_str();
+  app.add_flag("--no-access-log", no_access_log, "do not log one line per request");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -64,43 +92,79 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return fail(std::string(e.what()) + "\nRun with --help for usage.");
   }
+  if (tls_cert.empty() != tls_key.empty()) return fail("--tls-cert and --tls-key go together");
+  const bool tls = !tls_cert.empty();
 
   std::vector<std::pair<std::string, unsigned short>> endpoints;
   for (const auto& text : listen) {
     std::string host;
     unsigned short port = 0;
     if (!split_listen(text, host, port)) return fail("--listen " + text + " is not HOST:PORT");
-    if (auto s = trail::server::check_listen_address(host, /*tls=*/false); !s.is_ok()) {
-      return fail(s.detail());
-    }
+    if (auto s = trail::server::check_listen_address(host, tls); !s.is_ok()) return fail(s.detail());
     endpoints.emplace_back(host, port);
   }
 
+  trail::server::LogOptions log_options;
+  log_options.level = spdlog::level::from_str(log_level);
+  trail::server::init_json_logging(log_options);
+
+  trail::server::Metrics registry;
+  trail::server::ServerMetrics metrics{registry};
+
   auto keys = trail::ledger::KeyRing::load(keys_dir);
   if (!keys.is_ok()) return fail(keys.status().detail());
+  trail::server::Views views{std::make_shared<trail::proj::CaseProjector>(),
+                             std::make_shared<trail::proj::ReportProjector>(),
+                             std::make_shared<trail::proj::AccessProjector>(),
+                             std::make_shared<trail::proj::SyncProjector>(),
+                             std::make_shared<trail::proj::IdentityProjector>()};
   trail::ledger::LedgerOptions options;
   options.data_dir = data_dir;
   options.keys = *keys;
-  options.projectors = {std::make_shared<trail::proj::CaseProjector>(),
-                        std::make_shared<trail::proj::ReportProjector>(),
-                        std::make_shared<trail::proj::AccessProjector>(),
-                        std::make_shared<trail::proj::SyncProjector>()};
+  options.projectors = {views.cases, views.reports, views.access, views.sync, views.identity};
+  options.on_commit = [&metrics](std::size_t events, std::uint64_t commit_us) {
+    metrics.events_per_commit().observe(static_cast<double>(events));
+    metrics.commit_latency_seconds().observe(static_cast<double>(commit_us) / 1e6);
+  };
   auto ledger = trail::ledger::Ledger::open(options);
   if (!ledger.is_ok()) return fail(ledger.status().detail());
 
-  trail::server::Router router;
-  trail::server::Server server{router, trail::server::Limits{}};
+  trail::server::ApiOptions api_options;
+  api_options.token_lifetime = std::chrono::hours(token_hours);
+  api_options.body_bytes_max = body_max_mib << 20U;
+  auto api = std::make_unique<trail::server::Api>(**ledger, views, metrics, api_options);
+
+  trail::server::Limits limits;
+  limits.body_bytes_max = body_max_mib << 20U;
+  limits.connections_max = connections_max;
+  limits.read_timeout = std::chrono::seconds(read_timeout_s);
+  limits.idle_timeout = std::chrono::seconds(idle_timeout_s);
+  limits.access_log = !no_access_log;
+  std::optional<trail::server::TlsConfig> tls_config;
+  if (tls) tls_config = trail::server::TlsConfig{tls_cert, tls_key};
+  auto server = std::make_unique<trail::server::Server>(*api, limits, tls_config);
+  server->set_on_request([&metrics](std::string_view route, unsigned status, std::uint64_t) {
+    metrics.http_requests(route, status).inc();
+  });
+  metrics.open_connections([s = server.get()] { return static_cast<double>(s->open_connections()); });
   for (const auto& [host, port] : endpoints) {
-    auto bound = server.listen(host, port);
+    auto bound = server->listen(host, port);
     if (!bound.is_ok()) return fail(bound.status().detail());
-    std::printf("traild: listening on http://%s:%u\n", host.c_str(), *bound);
+    const bool v6 = host.find(':') != std::string::npos;
+    std::printf("traild: listening on %s://%s%s%s:%u\n", tls ? "https" : "http", v6 ? "[" : "",
+                host.c_str(), v6 ? "]" : "", *bound);
   }
   std::fflush(stdout);
-  server.stop_on_signals();
+  server->stop_on_signals();
   std::vector<std::thread> workers;
-  for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&] { server.run(); });
-  server.run();
+  for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&] { server->run(); });
+  server->run();
   for (auto& w : workers) w.join();
+  // Responses are written; what is still queued in the ledger commits as it closes.
+  server.reset();
+  api.reset();
+  ledger->reset();
+  trail::server::shutdown_logging();
   std::printf("traild: stopped\n");
-  return 0;  // The ledger commits what is queued as it closes.
+  return 0;
 }

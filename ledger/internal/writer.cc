@@ -1,5 +1,7 @@
 #include "ledger/internal/writer.h"
 
+#include <chrono>
+
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
@@ -40,11 +42,12 @@ struct Writer::Completion {
 };
 
 Writer::Writer(Env& env, std::shared_ptr<const KeyRing> keys,
-               std::vector<ProjectorBinding> projectors, KeyLookup key_lookup)
+               std::vector<ProjectorBinding> projectors, KeyLookup key_lookup, CommitHook on_commit)
     : env_{env},
       keys_{std::move(keys)},
       projectors_{std::move(projectors)},
       key_lookup_{std::move(key_lookup)},
+      on_commit_{std::move(on_commit)},
       completion_thread_{[this] { complete(); }},
       thread_{[this] { run(); }} {}
 
@@ -224,7 +227,18 @@ void Writer::process(std::vector<Job>& jobs) {
         txn->abort();
         status = Status::error(Code::kFatal, "injected commit failure");
       } else {
+        const auto started = std::chrono::steady_clock::now();
         status = txn->commit();
+        if (status.is_ok() && on_commit_) {
+          std::size_t events = 0;
+          for (const auto& job : jobs) {
+            if (const auto* append = std::get_if<AppendJob>(&job)) events += append->events.size();
+          }
+          on_commit_(events, static_cast<std::uint64_t>(
+                                 std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::steady_clock::now() - started)
+                                     .count()));
+        }
       }
     }
     if (status.is_ok()) {  // Durable: hand the outcomes over to be resolved.

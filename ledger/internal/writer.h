@@ -55,13 +55,17 @@ struct KeyJob {
   std::promise<Result<std::uint32_t>> done;
 };
 
+using CommitHook = std::function<void(std::size_t events, std::uint64_t commit_us)>;
+
 class Writer {
  public:
   // Every new event is applied to every projector in `projectors` inside its commit.
   // Views found behind their chain are first brought up to date from the stored events,
   // whose payloads `key_lookup` opens.
+  // `on_commit` (optional) hears of every successful commit: events in it and how long the
+  // commit itself (the fsync) took; it runs on the writer thread and must be quick.
   Writer(Env& env, std::shared_ptr<const KeyRing> keys, std::vector<ProjectorBinding> projectors,
-         KeyLookup key_lookup);
+         KeyLookup key_lookup, CommitHook on_commit = {});
   ~Writer();  // Commits what is queued, then stops.
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -99,6 +103,7 @@ class Writer {
   std::shared_ptr<const KeyRing> keys_;
   std::vector<ProjectorBinding> projectors_;
   KeyLookup key_lookup_;
+  CommitHook on_commit_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> queue_;

@@ -264,3 +264,34 @@ TEST_F(AccessView, RebuildIsByteIdenticalAndNoReasonIsReadableInTheLmdbFile) {
 
 }  // namespace
 }  // namespace trail::testing
+
+namespace trail::testing {
+namespace {
+
+class AccessAddress : public LedgerTest {
+ protected:
+  std::vector<std::shared_ptr<ledger::Projector>> projectors() const override { return {access_}; }
+  std::shared_ptr<proj::AccessProjector> access_ = std::make_shared<proj::AccessProjector>();
+};
+
+TEST_F(AccessAddress, AddressAndEndpointTravelFromTheEventToTheAudit) {
+  const EventId c = random_id();
+  proj::RecordReadData read{"case", {c}, "", "192.0.2.7", "GET /v1/projects/{p}/cases/{id}"};
+  const auto d = proj::make_record_read("u-1", "phone", schema::Channel::API, read, 5, random_id());
+  auto decoded = proj::decode_record_read(d.payload);
+  ASSERT_TRUE(decoded.is_ok());
+  EXPECT_EQ(decoded->address, "192.0.2.7");
+  EXPECT_EQ(decoded->endpoint, "GET /v1/projects/{p}/cases/{id}");
+  append_ok("p", {d});
+  proj::AccessFilter filter;
+  filter.case_id = c;
+  auto rows = access_->reads(*ledger_, "p", filter, 0);
+  ASSERT_TRUE(rows.is_ok()) << rows.status().to_string();
+  ASSERT_EQ(rows->size(), 1U);
+  EXPECT_EQ((*rows)[0].address, "192.0.2.7");
+  EXPECT_EQ((*rows)[0].endpoint, "GET /v1/projects/{p}/cases/{id}");
+  EXPECT_EQ((*rows)[0].subjects, std::vector<EventId>{c});
+}
+
+}  // namespace
+}  // namespace trail::testing

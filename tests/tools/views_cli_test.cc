@@ -53,7 +53,7 @@ TEST_F(TrailctlViews, HostileOrBrokenSubmissionsAppendNothing) {
   auto no_meta = run({"submit", "--project", "demo", source("tests/fixtures/casexml/v2_basic_create.xml")});
   EXPECT_EQ(no_meta.exit_code, 1);
   EXPECT_NE(no_meta.err.find("instanceID"), std::string::npos) << no_meta.err;
-  EXPECT_NE(run({"verify"}).out.find("intact: 5 events"), std::string::npos);
+  EXPECT_NE(run({"verify", "--project", "demo"}).out.find("intact: 5 events"), std::string::npos);
 }
 
 TEST_F(TrailctlViews, EveryReadOfACaseIsInTheAccessAuditBeforeItIsShown) {

@@ -9,7 +9,7 @@
 #include "ledger/key_ring.h"
 #include "ledger/ledger.h"
 #include "tools/trailctl/commands.h"
-#include "tools/trailctl/event_json.h"
+#include "projections/event_json.h"
 #include "tools/trailctl/line_reader.h"
 #include "tools/trailctl/open_ledger.h"
 
@@ -29,7 +29,7 @@ int run_append(const CommonOptions& common, const std::string& project, std::siz
   if (!opened.is_ok()) return fail(opened.status().detail());
   ledger::Ledger& ledger = *opened->ledger;
 
-  LineReader reader{STDIN_FILENO, kLineBytesMax};
+  LineReader reader{STDIN_FILENO, proj::kLineBytesMax};
   std::string line;
   bool end = false;
   while (!end) {
@@ -46,11 +46,11 @@ int run_append(const CommonOptions& common, const std::string& project, std::siz
       if (next == LineReader::Next::kError) return fail("cannot read standard input");
       if (next == LineReader::Next::kTooLong) {
         std::fprintf(stderr, "trailctl: line %zu: line exceeds %zu bytes; its batch is not appended\n",
-                     reader.line_number(), kLineBytesMax);
+                     reader.line_number(), proj::kLineBytesMax);
         return kExitRejected;
       }
       if (blank(line)) continue;
-      auto draft = parse_event_line(line);
+      auto draft = proj::parse_event_line(line);
       if (!draft.is_ok()) {
         std::fprintf(stderr, "trailctl: line %zu: %s; its batch is not appended\n",
                      reader.line_number(), draft.status().detail().c_str());
@@ -72,7 +72,7 @@ int run_append(const CommonOptions& common, const std::string& project, std::siz
     }
     std::string out;
     for (std::size_t i = 0; i < ids.size(); ++i) {
-      out += receipt_to_json(ids[i], (*receipts)[i]);
+      out += proj::receipt_to_json(ids[i], (*receipts)[i]);
       out += '\n';
     }
     std::fwrite(out.data(), 1, out.size(), stdout);

@@ -5,7 +5,8 @@
 #include "projections/report_projector.h"
 #include "tools/trailctl/commands.h"
 #include "tools/trailctl/open_ledger.h"
-#include "tools/trailctl/view_json.h"
+#include "projections/view_json.h"
+#include "tools/trailctl/print_line.h"
 
 namespace trail::tools {
 
@@ -53,7 +54,7 @@ int run_audit(const CommonOptions& common, const AuditCommand& cmd) {
     const Status recorded = record_read(ledger, cmd.project, operator_identity(), "history",
                                         std::move(read), cmd.reason);
     if (!recorded.is_ok()) return fail(recorded.to_string());
-    for (const auto& h : *got) print_line(history_json(h));
+    for (const auto& h : *got) print_line(proj::history_json(h));
   } else {
     proj::AccessFilter filter;
     filter.case_id = case_id;
@@ -62,7 +63,7 @@ int run_audit(const CommonOptions& common, const AuditCommand& cmd) {
     filter.to_us = *to;
     auto got = opened->access->reads(ledger, cmd.project, filter, cmd.limit);
     if (!got.is_ok()) return fail(got.status().detail());
-    for (const auto& r : *got) print_line(access_json(r));
+    for (const auto& r : *got) print_line(proj::access_json(r));
   }
   std::fflush(stdout);
   return kExitOk;

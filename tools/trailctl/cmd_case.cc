@@ -6,7 +6,8 @@
 
 #include "tools/trailctl/commands.h"
 #include "tools/trailctl/open_ledger.h"
-#include "tools/trailctl/view_json.h"
+#include "projections/view_json.h"
+#include "tools/trailctl/print_line.h"
 
 namespace trail::tools {
 namespace json = boost::json;
@@ -41,7 +42,7 @@ int run_case(const CommonOptions& common, const CaseCommand& cmd) {
       return kExitRejected;
     }
     if (Status s = audited("case", {(*got)->case_id}); !s.is_ok()) return fail(s.to_string());
-    print_line(case_json(**got));
+    print_line(proj::case_json(**got));
   } else if (cmd.action == "history") {
     proj::HistoryFilter filter;
     filter.case_id = case_id;
@@ -52,7 +53,7 @@ int run_case(const CommonOptions& common, const CaseCommand& cmd) {
     std::vector<EventId> read;
     for (const auto& h : *got) read.push_back(h.case_id);
     if (Status s = audited("history", std::move(read)); !s.is_ok()) return fail(s.to_string());
-    for (const auto& h : *got) print_line(history_json(h));
+    for (const auto& h : *got) print_line(proj::history_json(h));
   } else {
     proj::CaseFilter filter;
     if (!cmd.owner.empty()) filter.owner = cmd.owner;
@@ -70,7 +71,7 @@ int run_case(const CommonOptions& common, const CaseCommand& cmd) {
     std::vector<EventId> read;
     for (const auto& c : *got) read.push_back(c.case_id);
     if (Status s = audited("search", std::move(read)); !s.is_ok()) return fail(s.to_string());
-    for (const auto& c : *got) print_line(case_json(c));
+    for (const auto& c : *got) print_line(proj::case_json(c));
   }
   std::fflush(stdout);
   return kExitOk;

@@ -6,7 +6,7 @@
 #include "ledger/key_ring.h"
 #include "ledger/ledger.h"
 #include "tools/trailctl/commands.h"
-#include "tools/trailctl/event_json.h"
+#include "projections/event_json.h"
 #include "tools/trailctl/open_ledger.h"
 
 namespace trail::tools {
@@ -58,7 +58,7 @@ int run_cat(const CommonOptions& common, const std::string& project, std::uint64
                           "seq " + std::to_string(stored.seq) + ": " + event.status().detail());
       return false;
     }
-    auto json = event_to_json(*event);
+    auto json = proj::event_to_json(*event);
     if (!json.is_ok()) {
       bad = Status::error(Code::kCorrupt, "seq " + std::to_string(stored.seq) + ": " +
                                               json.status().detail());

@@ -18,7 +18,10 @@ struct CommonOptions {
   std::string keys_dir = "./var/keys";
 };
 
-int run_init(const CommonOptions& common, const std::string& key_name);
+// Also creates the first system administrator `admin_name` and prints its generated password
+// once, on a line "admin password: <password>".
+int run_init(const CommonOptions& common, const std::string& key_name,
+             const std::string& admin_name);
 int run_append(const CommonOptions& common, const std::string& project, std::size_t batch_max);
 int run_verify(const CommonOptions& common, bool use_keys, const std::optional<std::string>& project);
 int run_cat(const CommonOptions& common, const std::string& project, std::uint64_t from,
@@ -69,6 +72,25 @@ struct SubmitCommand {
   std::string device = "trailctl";
 };
 int run_submit(const CommonOptions& common, const SubmitCommand& command);
+
+// trailctl user: the identity directory. Passwords come from standard input (first line).
+// Malformed names, roles or projects are usage errors (2); an unknown user or project, a name
+// already taken or an empty password are rejected input (1).
+struct UserCommand {
+  std::string action;  // add, disable, grant, revoke, passwd, list, show
+  std::string name;
+  std::vector<std::string> projects;  // One per role; system_admin needs none.
+  std::vector<std::string> roles;
+};
+int run_user(const CommonOptions& common, const UserCommand& command);
+
+// trailctl project: project spaces in the identity directory.
+struct ProjectCommand {
+  std::string action;  // add, list
+  std::string id;
+  std::string name;
+};
+int run_project(const CommonOptions& common, const ProjectCommand& command);
 
 // Prints "trailctl: <message>" on stderr and returns kExitError.
 int fail(const std::string& message);

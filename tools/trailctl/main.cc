@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
   add_dirs(init, true);
   std::string key_name;
   init->add_option("--key-name", key_name, "name of the signing key in signed notes (default: host name)");
+  std::string admin_name = "admin";
+  init->add_option("--admin", admin_name, "user name of the first system administrator")
+      ->capture_default_str();
 
   auto* append = app.add_subcommand("append", "append JSON-line events from standard input");
   add_dirs(append, true);
@@ -122,6 +125,43 @@ int main(int argc, char** argv) {
   auto* rebuild = app.add_subcommand("rebuild", "empty every view and replay every chain into it");
   add_dirs(rebuild, true);
 
+  auto* user_cmd =
+      app.add_subcommand("user", "users and their roles (passwords from standard input)");
+  add_dirs(user_cmd, true);
+  user_cmd->require_subcommand(1);
+  UserCommand user_args;
+  auto* user_add = user_cmd->add_subcommand("add", "add a user; prints its id");
+  auto* user_disable = user_cmd->add_subcommand("disable", "disable a user (ends its sessions)");
+  auto* user_grant = user_cmd->add_subcommand("grant", "grant a role in a project");
+  auto* user_revoke = user_cmd->add_subcommand("revoke", "revoke a role in a project");
+  auto* user_passwd = user_cmd->add_subcommand("passwd", "set a user's password");
+  auto* user_list = user_cmd->add_subcommand("list", "every user, as JSON lines");
+  auto* user_show = user_cmd->add_subcommand("show", "one user, as JSON");
+  for (auto* sub : {user_add, user_disable, user_grant, user_revoke, user_passwd, user_show}) {
+    sub->add_option("name", user_args.name, "user name")->required();
+  }
+  for (auto* sub : {user_add, user_grant, user_revoke}) {
+    auto* roles = sub->add_option("--role", user_args.roles,
+                                  "mobile_worker | supervisor | report_viewer | auditor | "
+                                  "project_admin | system_admin");
+    sub->add_option("--project", user_args.projects, "project of the role (system_admin: none)");
+    if (sub != user_add) roles->required();
+  }
+  for (auto* sub : {user_add, user_disable, user_grant, user_revoke, user_passwd, user_list,
+                    user_show}) {
+    add_dirs(sub, true);
+  }
+
+  auto* project_cmd = app.add_subcommand("project", "project spaces");
+  add_dirs(project_cmd, true);
+  project_cmd->require_subcommand(1);
+  ProjectCommand project_args;
+  auto* project_add = project_cmd->add_subcommand("add", "open a project space");
+  project_add->add_option("id", project_args.id, "project id: [a-z0-9-], 1 to 64")->required();
+  project_add->add_option("--name", project_args.name, "display name")->required();
+  auto* project_list = project_cmd->add_subcommand("list", "project spaces, as JSON lines");
+  for (auto* sub : {project_add, project_list}) add_dirs(sub, true);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -133,7 +173,7 @@ int main(int argc, char** argv) {
     return kExitError;
   }
 
-  if (init->parsed()) return run_init(common, key_name);
+  if (init->parsed()) return run_init(common, key_name, admin_name);
   if (append->parsed()) return run_append(common, project, batch_max);
   if (verify->parsed()) {
     std::optional<std::string> only;
@@ -149,5 +189,18 @@ int main(int argc, char** argv) {
   if (submit->parsed()) return run_submit(common, submit_args);
   if (audit->parsed()) return run_audit(common, audit_args);
   if (report->parsed()) return run_report(common, report_args);
+  if (user_cmd->parsed()) {
+    for (const auto& [sub, action] :
+         {std::pair{user_add, "add"}, {user_disable, "disable"}, {user_grant, "grant"},
+          {user_revoke, "revoke"}, {user_passwd, "passwd"}, {user_list, "list"},
+          {user_show, "show"}}) {
+      if (sub->parsed()) user_args.action = action;
+    }
+    return run_user(common, user_args);
+  }
+  if (project_cmd->parsed()) {
+    project_args.action = project_add->parsed() ? "add" : "list";
+    return run_project(common, project_args);
+  }
   return fail("no command");
 }

@@ -12,11 +12,12 @@ Result<OpenLedger> open_ledger(const CommonOptions& common, bool read_only) {
   out.reports = std::make_shared<proj::ReportProjector>();
   out.access = std::make_shared<proj::AccessProjector>();
   out.sync = std::make_shared<proj::SyncProjector>();
+  out.identity = std::make_shared<proj::IdentityProjector>();
   ledger::LedgerOptions options;
   options.data_dir = common.data_dir;
   options.keys = std::move(keys);
   options.read_only = read_only;
-  options.projectors = {out.cases, out.reports, out.access, out.sync};
+  options.projectors = {out.cases, out.reports, out.access, out.sync, out.identity};
   TRAIL_ASSIGN_OR_RETURN(out.ledger, ledger::Ledger::open(options));
   return out;
 }

@@ -7,6 +7,7 @@
 #include "ledger/ledger.h"
 #include "projections/access_projector.h"
 #include "projections/case_projector.h"
+#include "projections/identity.h"
 #include "projections/report_projector.h"
 #include "projections/sync_projector.h"
 #include "tools/trailctl/commands.h"
@@ -19,6 +20,7 @@ struct OpenLedger {
   std::shared_ptr<proj::ReportProjector> reports;
   std::shared_ptr<proj::AccessProjector> access;
   std::shared_ptr<proj::SyncProjector> sync;
+  std::shared_ptr<proj::IdentityProjector> identity;  // Users, roles, projects (`_system`).
 };
 
 // Records that `reader` read `subjects` (what: case, history, search ...) and returns once the

@@ -1,4 +1,4 @@
-#include "tools/trailctl/event_json.h"
+#include "projections/event_json.h"
 
 #include <algorithm>
 #include <map>
@@ -12,7 +12,7 @@
 #include "projections/view_keys.h"
 #include "schema/event.capnp.h"
 
-namespace trail::tools {
+namespace trail::proj {
 namespace json = boost::json;
 using ledger::EventDraft;
 
@@ -91,7 +91,10 @@ Result<EventDraft> parse_event_line(std::string_view line) {
   json::value doc = json::parse(line, ec);
   if (ec) return invalid("malformed JSON: " + ec.message());
   if (!doc.is_object()) return invalid("a line must hold one JSON object");
-  const auto& obj = doc.get_object();
+  return parse_event_object(doc.get_object(), /*actor_required=*/true);
+}
+
+Result<EventDraft> parse_event_object(const json::object& obj, bool actor_required) {
   for (const auto& entry : obj) {
     const std::string_view key{entry.key().data(), entry.key().size()};
     if (std::find(std::begin(kKnownKeys), std::end(kKnownKeys), key) == std::end(kKnownKeys)) {
@@ -103,14 +106,14 @@ Result<EventDraft> parse_event_line(std::string_view line) {
   TRAIL_ASSIGN_OR_RETURN(auto kind_text, string_at(obj, "kind", true));
   auto kind = ledger::parse_kind(kind_text);
   if (!kind) return invalid("unknown kind \"" + std::string(kind_text) + "\"");
-  if (!proj::view::is_case_kind(*kind)) {
+  if (!view::is_case_kind(*kind)) {
     return invalid("kind \"" + std::string(kind_text) + "\" is not a case event; only case.* "
                    "kinds may be appended this way");
   }
   draft.kind = *kind;
   TRAIL_ASSIGN_OR_RETURN(draft.subject, uuid_at(obj, "case_id"));
-  TRAIL_ASSIGN_OR_RETURN(auto actor, string_at(obj, "actor", true));
-  if (actor.empty()) return invalid("\"actor\" must not be empty");
+  TRAIL_ASSIGN_OR_RETURN(auto actor, string_at(obj, "actor", actor_required));
+  if (actor_required && actor.empty()) return invalid("\"actor\" must not be empty");
   TRAIL_TRY(check_text("actor", actor, ledger::kActorBytesMax));
   draft.actor = std::string(actor);
   TRAIL_ASSIGN_OR_RETURN(auto device, string_at(obj, "device_id", false));
@@ -191,13 +194,17 @@ Result<std::string> event_to_json(const ledger::OpenedEvent& event) {
   return json::serialize(out);
 }
 
-std::string receipt_to_json(const EventId& event_id, const ledger::Receipt& receipt) {
+json::object receipt_json(const EventId& event_id, const ledger::Receipt& receipt) {
   json::object out;
   out["event_id"] = format_uuid(event_id);
   out["seq"] = receipt.seq;
   out["hash"] = to_hex(receipt.hash);
   out["duplicate"] = receipt.duplicate;
-  return json::serialize(out);
+  return out;
 }
 
-}  // namespace trail::tools
+std::string receipt_to_json(const EventId& event_id, const ledger::Receipt& receipt) {
+  return json::serialize(receipt_json(event_id, receipt));
+}
+
+}  // namespace trail::proj

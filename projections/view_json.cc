@@ -1,11 +1,10 @@
-#include "tools/trailctl/view_json.h"
+#include "projections/view_json.h"
 
-#include <cstdio>
 
-namespace trail::tools {
+namespace trail::proj {
 namespace json = boost::json;
 
-boost::json::object case_json(const proj::CaseState& s) {
+boost::json::object case_json(const CaseState& s) {
   json::object out;
   out["case_id"] = format_uuid(s.case_id);
   out["case_type"] = s.case_type;
@@ -32,7 +31,7 @@ boost::json::object case_json(const proj::CaseState& s) {
   return out;
 }
 
-boost::json::object history_json(const proj::HistoryItem& h) {
+boost::json::object history_json(const HistoryItem& h) {
   json::object out;
   out["case_id"] = format_uuid(h.case_id);
   out["seq"] = h.seq;
@@ -48,7 +47,7 @@ boost::json::object history_json(const proj::HistoryItem& h) {
   json::array changes;
   for (const auto& c : h.changes) {
     json::object change;
-    change["action"] = proj::action_name(c.action);
+    change["action"] = action_name(c.action);
     if (!c.field.empty()) change["field"] = c.field;
     if (c.prior) change["prior"] = *c.prior;
     if (!c.value.empty() || c.prior) change["value"] = c.value;
@@ -59,7 +58,7 @@ boost::json::object history_json(const proj::HistoryItem& h) {
   return out;
 }
 
-boost::json::object access_json(const proj::AccessRow& r) {
+boost::json::object access_json(const AccessRow& r) {
   json::object out;
   out["seq"] = r.seq;
   out["server_time"] = format_rfc3339(r.server_time_us);
@@ -68,6 +67,8 @@ boost::json::object access_json(const proj::AccessRow& r) {
   out["channel"] = ledger::channel_name(r.channel);
   out["what"] = r.what;
   if (!r.reason.empty()) out["reason"] = r.reason;
+  if (!r.address.empty()) out["address"] = r.address;
+  if (!r.endpoint.empty()) out["endpoint"] = r.endpoint;
   json::array subjects;
   for (const auto& id : r.subjects) subjects.push_back(json::value(format_uuid(id)));
   out["subjects"] = std::move(subjects);
@@ -75,10 +76,6 @@ boost::json::object access_json(const proj::AccessRow& r) {
   return out;
 }
 
-void print_line(const json::object& o) {
-  const std::string line = json::serialize(o) + "\n";
-  std::fwrite(line.data(), 1, line.size(), stdout);
-}
 
 
-}  // namespace trail::tools
+}  // namespace trail::proj

@@ -1,0 +1,434 @@
+#include "server/api.h"
+
+#include <sodium.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+#include "ledger/bytes.h"
+#include "projections/credentials.h"
+#include "server/api_call.h"
+#include "server/request_parts.h"
+
+namespace trail::server {
+namespace json = boost::json;
+
+namespace {
+
+using Method = void (Api::*)(const Api::CallPtr&);
+
+struct RouteSpec {
+  std::string_view pattern;  // Segments; {p} is the project, {id} the record.
+  http::verb verb;
+  bool authenticated;
+  Method method;
+};
+
+std::vector<std::string_view> split(std::string_view pattern) {
+  std::vector<std::string_view> out;
+  while (!pattern.empty()) {
+    if (pattern.front() == '/') pattern.remove_prefix(1);
+    const auto slash = pattern.find('/');
+    out.push_back(pattern.substr(0, slash));
+    pattern = slash == std::string_view::npos ? std::string_view{} : pattern.substr(slash);
+  }
+  return out;
+}
+
+// Whether `segments` fit `pattern`; fills the captures.
+bool fits(std::string_view pattern, const std::vector<std::string>& segments, std::string& project,
+          std::string& id) {
+  const auto parts = split(pattern);
+  if (parts.size() != segments.size()) return false;
+  std::string p;
+  std::string i;
+  for (std::size_t k = 0; k < parts.size(); ++k) {
+    if (parts[k] == "{p}") {
+      p = segments[k];
+    } else if (parts[k] == "{id}") {
+      i = segments[k];
+    } else if (parts[k] != segments[k]) {
+      return false;
+    }
+  }
+  project = std::move(p);
+  id = std::move(i);
+  return true;
+}
+
+}  // namespace
+
+// ---- Call ----
+
+void Api::Call::reply(Response response) {
+  if (answered) return;
+  answered = true;
+  response.set("X-Trail-Route", route.empty() ? "unmatched" : route);
+  if (caller) response.set("X-Trail-User", caller->user.id);
+  if (in_flight != nullptr) in_flight->fetch_sub(1);
+  respond(std::move(response));
+}
+
+void Api::Call::json(http::status status, const json::value& body) {
+  reply(json_response(request, status, json::serialize(body)));
+}
+
+void Api::Call::error(http::status status, std::string_view code, std::string_view message) {
+  reply(error_response(request, status, code, message));
+}
+
+void Api::Call::fail(const Status& status) {
+  switch (status.code()) {
+    case Code::kInvalid: return error(http::status::bad_request, "invalid", status.detail());
+    case Code::kNotFound: return error(http::status::not_found, "not_found", status.detail());
+    case Code::kConflict: return error(http::status::conflict, "conflict", status.detail());
+    case Code::kBusy:
+      return error(http::status::service_unavailable, "busy", "the server is busy; retry later");
+    default:
+      spdlog::error("request {} failed: {}", context.request_id, status.to_string());
+      return error(http::status::internal_server_error, "internal",
+                   "the server could not complete the request; request id " + context.request_id);
+  }
+}
+
+std::optional<json::object> Api::Call::body_object() {
+  boost::system::error_code ec;
+  json::value doc = json::parse(request.body(), ec);
+  if (ec) {
+    error(http::status::bad_request, "invalid", "body is not JSON: " + ec.message());
+    return std::nullopt;
+  }
+  if (!doc.is_object()) {
+    error(http::status::bad_request, "invalid", "body must be a JSON object");
+    return std::nullopt;
+  }
+  return std::move(doc.get_object());
+}
+
+std::string Api::Call::device_id() const {
+  auto it = request.find("X-Device-Id");
+  if (it == request.end()) return {};
+  std::string value(it->value());
+  if (value.size() > ledger::kDeviceIdBytesMax) value.resize(ledger::kDeviceIdBytesMax);
+  return value;
+}
+
+// ---- Api ----
+
+Api::Api(ledger::Ledger& ledger, Views views, const ServerMetrics& metrics, ApiOptions options)
+    : ledger_{ledger},
+      views_{std::move(views)},
+      metrics_{metrics},
+      options_{std::move(options)},
+      password_pool_{std::max(1U, options_.password_threads)} {
+  if (!options_.clock) options_.clock = [] { return now_us(); };
+  randombytes_buf(cache_key_.data(), cache_key_.size());
+}
+
+Api::~Api() { password_pool_.join(); }
+
+std::size_t Api::in_flight() const { return in_flight_.load(); }
+
+void Api::handle(Request request, const RequestContext& context, Responder respond) {
+  auto call = std::make_shared<Call>();
+  call->request = std::move(request);
+  call->context = context;
+  call->respond = std::move(respond);
+  call->in_flight = &in_flight_;
+  in_flight_.fetch_add(1);
+  dispatch(call);
+}
+
+void Api::dispatch(const CallPtr& call) {
+  const auto target = call->request.target();
+  const std::string_view target_view{target.data(), target.size()};
+  auto segments = path_segments(target_view);
+  if (!segments.is_ok()) return call->fail(segments.status());
+  call->segments = std::move(*segments);
+  auto query = parse_query(target_view);
+  if (!query.is_ok()) return call->fail(query.status());
+  call->query = std::move(*query);
+
+  if (call->segments.size() == 1 && call->segments[0] == "healthz") {
+    call->route = "/healthz";
+    if (call->request.method() != http::verb::get && call->request.method() != http::verb::head) {
+      return call->error(http::status::method_not_allowed, "method_not_allowed",
+                         "use GET on /healthz");
+    }
+    return call->json(http::status::ok, json::object{{"status", "ok"}});
+  }
+
+  static const std::vector<RouteSpec> table = {
+      {"/metrics", http::verb::get, true, &Api::metrics_get},
+      {"/v1/auth/login", http::verb::post, false, &Api::login},
+      {"/v1/auth/logout", http::verb::post, true, &Api::logout},
+      {"/v1/projects", http::verb::get, true, &Api::projects_list},
+      {"/v1/projects", http::verb::post, true, &Api::projects_create},
+      {"/v1/projects/{p}/events", http::verb::post, true, &Api::events_append},
+      {"/v1/projects/{p}/submission", http::verb::head, true, &Api::submission_head},
+      {"/v1/projects/{p}/submission", http::verb::post, true, &Api::submission_post},
+      {"/v1/projects/{p}/cases", http::verb::get, true, &Api::cases_list},
+      {"/v1/projects/{p}/cases/{id}", http::verb::get, true, &Api::case_get},
+      {"/v1/projects/{p}/cases/{id}/history", http::verb::get, true, &Api::case_history},
+      {"/v1/projects/{p}/reports/{id}", http::verb::get, true, &Api::report_get},
+      {"/v1/projects/{p}/audit/changes", http::verb::get, true, &Api::audit_changes},
+      {"/v1/projects/{p}/audit/access", http::verb::get, true, &Api::audit_access},
+      {"/v1/projects/{p}/ledger/head", http::verb::get, true, &Api::ledger_head},
+      {"/v1/projects/{p}/ledger/events", http::verb::get, true, &Api::ledger_events},
+      {"/v1/projects/{p}/sync", http::verb::get, true, &Api::sync},
+    };
+  const RouteSpec* matched = nullptr;
+  std::string allowed;
+  for (const auto& spec : table) {
+    std::string project;
+    std::string id;
+    if (!fits(spec.pattern, call->segments, project, id)) continue;
+    call->route = std::string(spec.pattern);
+    if (spec.verb != call->request.method()) {
+      if (!allowed.empty()) allowed += ", ";
+      allowed += std::string(http::to_string(spec.verb));
+      continue;
+    }
+    call->project = std::move(project);
+    call->id = std::move(id);
+    matched = &spec;
+    break;
+  }
+  if (matched == nullptr) {
+    if (allowed.empty()) {
+      call->route.clear();
+      return call->error(http::status::not_found, "not_found", "no such resource");
+    }
+    Response response = error_response(call->request, http::status::method_not_allowed,
+                                       "method_not_allowed", "allowed: " + allowed);
+    response.set(http::field::allow, allowed);
+    return call->reply(std::move(response));
+  }
+  const Method method = matched->method;
+  if (!matched->authenticated) return (this->*method)(call);
+  authenticate(call, [this, call, method] { (this->*method)(call); });
+}
+
+// ---- authentication ----
+
+namespace {
+
+// "Bearer <token>" or "Basic <base64(name:password)>" from the Authorization header.
+struct Credentials {
+  std::string scheme;  // "bearer" or "basic"
+  std::string token;
+  std::string name;
+  std::string password;
+};
+
+std::optional<Credentials> read_credentials(const Request& request) {
+  auto it = request.find(http::field::authorization);
+  if (it == request.end()) return std::nullopt;
+  const std::string_view value{it->value().data(), it->value().size()};
+  const auto space = value.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  std::string scheme(value.substr(0, space));
+  for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string_view rest = value.substr(space + 1);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  Credentials out;
+  out.scheme = scheme;
+  if (scheme == "bearer") {
+    if (rest.empty() || rest.size() > 256) return std::nullopt;
+    out.token = std::string(rest);
+    return out;
+  }
+  if (scheme == "basic") {
+    if (rest.size() > 1024) return std::nullopt;
+    std::string decoded(rest.size(), '\0');
+    std::size_t length = 0;
+    if (sodium_base642bin(reinterpret_cast<unsigned char*>(decoded.data()), decoded.size(),
+                          rest.data(), rest.size(), nullptr, &length, nullptr,
+                          sodium_base64_VARIANT_ORIGINAL) != 0) {
+      return std::nullopt;
+    }
+    decoded.resize(length);
+    const auto colon = decoded.find(':');
+    if (colon == std::string::npos) return std::nullopt;
+    out.name = decoded.substr(0, colon);
+    out.password = decoded.substr(colon + 1);
+    sodium_memzero(decoded.data(), decoded.size());
+    return out;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+void Api::authenticate(const CallPtr& call, std::function<void()> next) {
+  auto credentials = read_credentials(call->request);
+  if (!credentials) {
+    metrics_.auth_failures("missing").inc();
+    Response response = error_response(call->request, http::status::unauthorized,
+                                       "unauthenticated", "authentication required");
+    response.set(http::field::www_authenticate, "Bearer, Basic realm=\"trail\"");
+    return call->reply(std::move(response));
+  }
+  if (credentials->scheme == "bearer") {
+    auto session = views_.identity->session(ledger_, proj::token_digest(credentials->token), now());
+    if (!session.is_ok()) return call->fail(session.status());
+    if (!*session) return fail_authentication(call, "", "token");
+    call->caller = Caller{std::move((*session)->user), proj::token_digest(credentials->token)};
+    return next();
+  }
+  if (!call->context.tls && !call->context.loopback) {
+    return fail_authentication(call, "", "basic_without_tls");
+  }
+  authenticate_basic(call, std::move(credentials->name), std::move(credentials->password),
+                     std::move(next));
+}
+
+void Api::authenticate_basic(const CallPtr& call, std::string name, std::string password,
+                             std::function<void()> next) {
+  // The cache key: a keyed hash of the credential, never the credential itself.
+  std::array<std::uint8_t, 32> mac{};
+  {
+    crypto_generichash_state state;
+    crypto_generichash_init(&state, cache_key_.data(), cache_key_.size(), mac.size());
+    const std::uint64_t name_size = name.size();
+    crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(&name_size), 8);
+    crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(name.data()), name.size());
+    crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(password.data()),
+                              password.size());
+    crypto_generichash_final(&state, mac.data(), mac.size());
+  }
+  const std::string cache_key(reinterpret_cast<const char*>(mac.data()), mac.size());
+  std::optional<BasicCacheEntry> cached;
+  {
+    std::lock_guard lock{cache_mutex_};
+    if (auto it = basic_cache_.find(cache_key); it != basic_cache_.end()) {
+      if (it->second.expires_us > now()) {
+        cached = it->second;
+      } else {
+        basic_cache_.erase(it);
+      }
+    }
+  }
+  if (cached) {
+    auto user = views_.identity->user_by_id(ledger_, cached->user_id);
+    if (!user.is_ok()) return call->fail(user.status());
+    // A disabled user or a changed password voids the cached verification.
+    if (*user && !(*user)->disabled && (*user)->password_seq == cached->password_seq) {
+      call->caller = Caller{std::move(**user), std::nullopt};
+      return next();
+    }
+    std::lock_guard lock{cache_mutex_};
+    basic_cache_.erase(cache_key);
+  }
+  boost::asio::post(password_pool_, [this, call, name = std::move(name),
+                                     password = std::move(password), cache_key,
+                                     next = std::move(next)]() mutable {
+    auto user = views_.identity->user_by_name(ledger_, name);
+    if (!user.is_ok()) return call->fail(user.status());
+    const bool known = user->has_value() && !(**user).disabled;
+    const bool ok = proj::verify_password(known ? (**user).password_hash : proj::dummy_hash(),
+                                          password) &&
+                    known;
+    sodium_memzero(password.data(), password.size());
+    if (!ok) return fail_authentication(call, user->has_value() ? (**user).id : "", "basic");
+    {
+      std::lock_guard lock{cache_mutex_};
+      if (basic_cache_.size() > 100'000) basic_cache_.clear();  // Bounded; refills on demand.
+      basic_cache_[cache_key] = BasicCacheEntry{
+          (**user).id, (**user).password_seq,
+          now() + static_cast<TimeUs>(options_.basic_cache_ttl.count()) * 1'000'000};
+    }
+    call->caller = Caller{std::move(**user), std::nullopt};
+    auto draft = proj::identity::login_succeeded(call->caller->user.id, call->device_id(),
+                                                  std::nullopt, 0, "basic",
+                                                  call->context.remote_address);
+    ledger_.append_async(std::string(ledger::kSystemProject), {std::move(draft)},
+                         [this, call, next = std::move(next)](Result<std::vector<ledger::Receipt>> r) {
+                           if (!r.is_ok()) return call->fail(r.status());
+                           // Not on the ledger's completion thread: the route may append, and
+                           // an append may wait on that thread (a project's first data key).
+                           boost::asio::post(password_pool_, next);
+                         });
+  });
+}
+
+void Api::fail_authentication(const CallPtr& call, const std::string& user_id,
+                              std::string_view reason) {
+  metrics_.auth_failures(reason).inc();
+  auto draft = proj::identity::login_failed(user_id, call->device_id(),
+                                            call->context.remote_address, reason);
+  // The same answer whatever was wrong; sent once the failure is on record.
+  ledger_.append_async(std::string(ledger::kSystemProject), {std::move(draft)},
+                       [call](Result<std::vector<ledger::Receipt>> r) {
+                         if (!r.is_ok()) return call->fail(r.status());
+                         Response response =
+                             error_response(call->request, http::status::unauthorized,
+                                            "unauthenticated", "invalid credentials");
+                         response.set(http::field::www_authenticate, "Bearer, Basic realm=\"trail\"");
+                         call->reply(std::move(response));
+                       });
+}
+
+// ---- authorisation ----
+
+bool Api::authorize(const CallPtr& call, std::uint32_t authority) {
+  const auto& user = call->caller->user;
+  auto project = views_.identity->project(ledger_, call->project);
+  if (!project.is_ok()) {
+    call->fail(project.status());
+    return false;
+  }
+  if (!*project || !user.member_of(call->project)) {
+    call->error(http::status::not_found, "not_found", "no such project");
+    return false;
+  }
+  if ((user.authorities_in(call->project) & authority) != authority) {
+    call->error(http::status::forbidden, "forbidden", "your roles in this project do not allow this");
+    return false;
+  }
+  return true;
+}
+
+bool Api::own_cases_only(const Call& call) const {
+  const auto& user = call.caller->user;
+  if (user.is_system_admin()) return false;
+  auto it = user.roles.find(call.project);
+  if (it == user.roles.end()) return true;
+  for (auto role : it->second) {
+    if (role != proj::Role::kMobileWorker) return false;
+  }
+  return true;
+}
+
+void Api::answer_after_read(const CallPtr& call, proj::RecordReadData read, Response response) {
+  read.address = call->context.remote_address;
+  read.endpoint = std::string(http::to_string(call->request.method())) + " " + call->route;
+  EventId id{};
+  randombytes_buf(id.data(), id.size());
+  id[6] = static_cast<std::uint8_t>((id[6] & 0x0fU) | 0x40U);
+  id[8] = static_cast<std::uint8_t>((id[8] & 0x3fU) | 0x80U);
+  auto draft = proj::make_record_read(call->user_id(), call->device_id(), schema::Channel::API,
+                                      std::move(read), now(), id);
+  ledger_.append_async(call->project, {std::move(draft)},
+                       [call, response = std::move(response)](
+                           Result<std::vector<ledger::Receipt>> r) mutable {
+                         // No audit record, no data.
+                         if (!r.is_ok()) return call->fail(r.status());
+                         call->reply(std::move(response));
+                       });
+}
+
+void Api::metrics_get(const CallPtr& call) {
+  if (!call->caller->user.is_system_admin()) {
+    return call->error(http::status::forbidden, "forbidden", "metrics are for system administrators");
+  }
+  Response response{http::status::ok, call->request.version()};
+  response.set(http::field::content_type, kMetricsContentType);
+  response.set(http::field::cache_control, "no-store");
+  response.keep_alive(call->request.keep_alive());
+  response.body() = metrics_.registry().render();
+  response.prepare_payload();
+  call->reply(std::move(response));
+}
+
+}  // namespace trail::server

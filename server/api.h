@@ -1,0 +1,133 @@
+// The v1 API: every route of traild behind one Handler. It authenticates each request
+// (bearer token, or HTTP Basic for OpenRosa clients), checks the caller's authorities and
+// project membership, reads the views or appends through the ledger, and answers. Reads of
+// personal data append a record.read event first and answer only once it is durable.
+//
+// Routes (JSON unless said otherwise; errors {"error": {"code", "message"}}):
+//   GET  /healthz                                  no authentication
+//   GET  /metrics                                  Prometheus text; system_admin
+//   POST /v1/auth/login, POST /v1/auth/logout
+//   GET|POST /v1/projects
+//   POST /v1/projects/{p}/events
+//   HEAD|POST /v1/projects/{p}/submission          OpenRosa form submission
+//   GET  /v1/projects/{p}/cases, .../cases/{id}, .../cases/{id}/history
+//   GET  /v1/projects/{p}/reports/{name}           JSON, or CSV for Accept: text/csv
+//   GET  /v1/projects/{p}/audit/changes, .../audit/access
+//   GET  /v1/projects/{p}/ledger/head, .../ledger/events
+//   GET  /v1/projects/{p}/sync
+// Authorisation: a project the caller is not a member of, or that does not exist, is 404
+// whatever the route; a missing authority in a project the caller belongs to is 403. Mobile
+// workers (no role beyond mobile_worker in the project) see only the cases they own.
+//
+// Thread safety: handle() runs on any I/O thread; Argon2id checks run on a small pool of their
+// own so they never hold up I/O; append callbacks run on the ledger's completion thread.
+#pragma once
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "ledger/clock.h"
+#include "ledger/ledger.h"
+#include "projections/access_projector.h"
+#include "projections/case_projector.h"
+#include "projections/identity.h"
+#include "projections/report_projector.h"
+#include "projections/sync_projector.h"
+#include "server/handler.h"
+#include "server/metrics.h"
+
+namespace trail::server {
+
+// The views the API reads; each is registered with the ledger.
+struct Views {
+  std::shared_ptr<proj::CaseProjector> cases;
+  std::shared_ptr<proj::ReportProjector> reports;
+  std::shared_ptr<proj::AccessProjector> access;
+  std::shared_ptr<proj::SyncProjector> sync;
+  std::shared_ptr<proj::IdentityProjector> identity;
+};
+
+struct ApiOptions {
+  std::chrono::seconds token_lifetime{12 * 3600};
+  std::chrono::seconds basic_cache_ttl{300};  // A verified Basic credential skips Argon2id.
+  std::size_t page_max = 1000;                // Largest page any list answers.
+  std::size_t body_bytes_max = 16U << 20U;    // Announced to OpenRosa clients.
+  unsigned password_threads = 2;              // Argon2id runs on its own pool.
+  std::function<TimeUs()> clock;              // Server time; default the system clock.
+};
+
+class Api final : public Handler {
+ public:
+  Api(ledger::Ledger& ledger, Views views, const ServerMetrics& metrics, ApiOptions options);
+  ~Api() override;
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
+
+  void handle(Request request, const RequestContext& context, Responder respond) override;
+
+  // Requests accepted and not yet answered (graceful shutdown waits for zero).
+  std::size_t in_flight() const;
+
+  struct Call;  // One request in flight (api_call.h).
+  using CallPtr = std::shared_ptr<Call>;
+
+ private:
+  struct BasicCacheEntry {
+    std::string user_id;
+    std::uint64_t password_seq = 0;
+    TimeUs expires_us = 0;
+  };
+
+  void dispatch(const CallPtr& call);
+  // Authenticates `call` (bearer or Basic), then runs `next`; answers 401 itself on failure.
+  void authenticate(const CallPtr& call, std::function<void()> next);
+  void authenticate_basic(const CallPtr& call, std::string name, std::string password,
+                          std::function<void()> next);
+  void fail_authentication(const CallPtr& call, const std::string& user_id, std::string_view reason);
+  // Checks project membership (404) and `authority` (403); answers itself and returns false
+  // when the caller may not go on.
+  bool authorize(const CallPtr& call, std::uint32_t authority);
+  bool own_cases_only(const Call& call) const;
+  // Appends a record.read for `read` and answers `response` once it is durable.
+  void answer_after_read(const CallPtr& call, proj::RecordReadData read, Response response);
+
+  void metrics_get(const CallPtr& call);
+  void login(const CallPtr& call);
+  void logout(const CallPtr& call);
+  void projects_list(const CallPtr& call);
+  void projects_create(const CallPtr& call);
+  void events_append(const CallPtr& call);
+  void submission_head(const CallPtr& call);
+  void submission_post(const CallPtr& call);
+  void case_get(const CallPtr& call);
+  void case_history(const CallPtr& call);
+  void cases_list(const CallPtr& call);
+  void report_get(const CallPtr& call);
+  void audit_changes(const CallPtr& call);
+  void audit_access(const CallPtr& call);
+  void ledger_head(const CallPtr& call);
+  void ledger_events(const CallPtr& call);
+  void sync(const CallPtr& call);
+
+  TimeUs now() const { return options_.clock(); }
+
+  ledger::Ledger& ledger_;
+  Views views_;
+  const ServerMetrics& metrics_;
+  ApiOptions options_;
+  boost::asio::thread_pool password_pool_;
+  std::array<std::uint8_t, 32> cache_key_{};  // Keys the Basic cache's credential hashes.
+  mutable std::mutex cache_mutex_;
+  std::unordered_map<std::string, BasicCacheEntry> basic_cache_;
+  std::atomic<std::size_t> in_flight_{0};
+};
+
+}  // namespace trail::server

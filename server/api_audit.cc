@@ -1,0 +1,156 @@
+// Reports (aggregates, JSON or CSV) and the audit trails: field-level changes (which show
+// values, so reading them is itself recorded) and accesses (who read what, from where).
+#include <algorithm>
+
+#include "projections/view_json.h"
+#include "server/api_call.h"
+#include "server/request_parts.h"
+
+namespace trail::server {
+namespace json = boost::json;
+
+namespace {
+
+bool wants_csv(const Request& request) {
+  auto it = request.find(http::field::accept);
+  if (it == request.end()) return false;
+  const std::string_view accept{it->value().data(), it->value().size()};
+  return accept.find("text/csv") != std::string_view::npos;
+}
+
+// A day bound: YYYY-MM-DD. Errors: kInvalid naming the parameter.
+Result<std::optional<proj::Day>> query_day(const std::map<std::string, std::string>& query,
+                                           std::string_view name) {
+  auto value = query_value(query, name);
+  if (!value) return std::optional<proj::Day>{};
+  auto day = proj::parse_day(*value);
+  if (!day) return Status::error(Code::kInvalid, "'" + std::string(name) + "' must be a YYYY-MM-DD date");
+  return std::optional<proj::Day>{*day};
+}
+
+}  // namespace
+
+void Api::report_get(const CallPtr& call) {
+  if (!authorize(call, proj::kViewReports)) return;
+  const std::string& name = call->id;
+  const bool csv = wants_csv(call->request);
+  std::string body;
+  if (name == "submissions") {
+    if (Status s = check_known(call->query, {"from", "to", "xmlns", "user"}); !s.is_ok()) {
+      return call->fail(s);
+    }
+    const proj::Day today = proj::utc_day(now());
+    auto from = query_day(call->query, "from");
+    if (!from.is_ok()) return call->fail(from.status());
+    auto to = query_day(call->query, "to");
+    if (!to.is_ok()) return call->fail(to.status());
+    proj::SubmissionFilter filter;
+    filter.xmlns = query_value(call->query, "xmlns");
+    filter.user = query_value(call->query, "user");
+    auto rows = views_.reports->submissions(ledger_, call->project, from->value_or(today - 29),
+                                            to->value_or(today), filter);
+    if (!rows.is_ok()) return call->fail(rows.status());
+    body = csv ? proj::to_csv(*rows) : proj::to_json(*rows);
+  } else if (name == "cases") {
+    if (Status s = check_known(call->query, {}); !s.is_ok()) return call->fail(s);
+    auto rows = views_.reports->case_counts(ledger_, call->project);
+    if (!rows.is_ok()) return call->fail(rows.status());
+    body = csv ? proj::to_csv(*rows) : proj::to_json(*rows);
+  } else if (name == "activity") {
+    if (Status s = check_known(call->query, {}); !s.is_ok()) return call->fail(s);
+    auto rows = views_.reports->activity(ledger_, call->project, now());
+    if (!rows.is_ok()) return call->fail(rows.status());
+    body = csv ? proj::to_csv(*rows) : proj::to_json(*rows);
+  } else {
+    return call->error(http::status::not_found, "not_found",
+                       "no such report (submissions, cases, activity)");
+  }
+  if (!csv) body = "{\"report\":" + json::serialize(json::value(name)) + ",\"rows\":" + body + "}";
+  Response response = json_response(call->request, http::status::ok, std::move(body));
+  if (csv) response.set(http::field::content_type, "text/csv; charset=utf-8");
+  call->reply(std::move(response));
+}
+
+void Api::audit_changes(const CallPtr& call) {
+  if (!authorize(call, proj::kViewAudit)) return;
+  if (Status s = check_known(call->query, {"case", "user", "from", "to", "limit"}); !s.is_ok()) {
+    return call->fail(s);
+  }
+  proj::HistoryFilter filter;
+  if (auto v = query_value(call->query, "case")) {
+    filter.case_id = parse_uuid(*v);
+    if (!filter.case_id) return call->error(http::status::bad_request, "invalid", "'case' is not a UUID");
+  }
+  filter.actor = query_value(call->query, "user");
+  auto from = query_time(call->query, "from");
+  if (!from.is_ok()) return call->fail(from.status());
+  auto to = query_time(call->query, "to");
+  if (!to.is_ok()) return call->fail(to.status());
+  filter.from_us = *from;
+  filter.to_us = *to;
+  auto limit = query_u64(call->query, "limit", options_.page_max);
+  if (!limit.is_ok()) return call->fail(limit.status());
+  if (*limit == 0 || *limit > options_.page_max) {
+    return call->error(http::status::bad_request, "invalid",
+                       "'limit' must be 1 to " + std::to_string(options_.page_max));
+  }
+  // One more than asked tells whether there is more.
+  auto history = views_.cases->history(ledger_, call->project, filter, *limit + 1);
+  if (!history.is_ok()) return call->fail(history.status());
+  const bool more = history->size() > *limit;
+  if (more) history->resize(*limit);
+  json::array entries;
+  std::vector<EventId> read;
+  for (const auto& h : *history) {
+    entries.push_back(proj::history_json(h));
+    read.push_back(h.case_id);
+  }
+  std::sort(read.begin(), read.end());
+  read.erase(std::unique(read.begin(), read.end()), read.end());
+  json::object body{{"changes", std::move(entries)}, {"more", more}};
+  // Changes show values: reading them is a read of personal data.
+  answer_after_read(call, proj::RecordReadData{"history", std::move(read), "", "", ""},
+                    json_response(call->request, http::status::ok, json::serialize(body)));
+}
+
+void Api::audit_access(const CallPtr& call) {
+  if (!authorize(call, proj::kViewAudit)) return;
+  if (Status s = check_known(call->query, {"case", "user", "from", "to", "limit", "after"});
+      !s.is_ok()) {
+    return call->fail(s);
+  }
+  proj::AccessFilter filter;
+  if (auto v = query_value(call->query, "case")) {
+    filter.case_id = parse_uuid(*v);
+    if (!filter.case_id) return call->error(http::status::bad_request, "invalid", "'case' is not a UUID");
+  }
+  filter.reader = query_value(call->query, "user");
+  auto from = query_time(call->query, "from");
+  if (!from.is_ok()) return call->fail(from.status());
+  auto to = query_time(call->query, "to");
+  if (!to.is_ok()) return call->fail(to.status());
+  filter.from_us = *from;
+  filter.to_us = *to;
+  auto after = query_u64(call->query, "after", 0);
+  if (!after.is_ok()) return call->fail(after.status());
+  if (*after > 0) filter.after_seq = *after;
+  auto limit = query_u64(call->query, "limit", options_.page_max);
+  if (!limit.is_ok()) return call->fail(limit.status());
+  if (*limit == 0 || *limit > options_.page_max) {
+    return call->error(http::status::bad_request, "invalid",
+                       "'limit' must be 1 to " + std::to_string(options_.page_max));
+  }
+  auto rows = views_.access->reads(ledger_, call->project, filter, *limit);
+  if (!rows.is_ok()) return call->fail(rows.status());
+  json::array out;
+  for (const auto& r : *rows) out.push_back(proj::access_json(r));
+  json::object body{{"reads", std::move(out)}};
+  if (rows->size() == *limit) {
+    body["next_after"] = rows->back().seq;
+  } else {
+    body["next_after"] = nullptr;
+  }
+  call->json(http::status::ok, body);
+}
+
+}  // namespace trail::server

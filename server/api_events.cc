@@ -1,0 +1,120 @@
+// POST /v1/projects/{p}/events (atomic, idempotent batches of case events) and the ledger
+// as stored: GET .../ledger/head and .../ledger/events (envelopes, ciphertext only).
+#include <chrono>
+
+#include <sodium.h>
+
+#include "projections/event_json.h"
+#include "server/api_call.h"
+#include "server/request_parts.h"
+
+namespace trail::server {
+namespace json = boost::json;
+
+namespace {
+
+std::string base64(std::string_view bytes) {
+  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                    bytes.size(), sodium_base64_VARIANT_ORIGINAL);
+  out.resize(out.size() - 1);  // The terminating NUL.
+  return out;
+}
+
+}  // namespace
+
+void Api::events_append(const CallPtr& call) {
+  if (!authorize(call, proj::kSubmit)) return;
+  if (Status s = check_known(call->query, {}); !s.is_ok()) return call->fail(s);
+  auto body = call->body_object();
+  if (!body) return;
+  const auto* events = body->if_contains("events");
+  if (events == nullptr || !events->is_array() || body->size() != 1) {
+    return call->error(http::status::bad_request, "invalid",
+                       "body must be {\"events\": [...]} and nothing else");
+  }
+  const auto& list = events->get_array();
+  if (list.empty()) return call->error(http::status::bad_request, "invalid", "\"events\" is empty");
+  if (list.size() > ledger::kBatchEventsMax) {
+    return call->error(http::status::bad_request, "invalid",
+                       "at most " + std::to_string(ledger::kBatchEventsMax) + " events per request");
+  }
+  std::vector<ledger::EventDraft> drafts;
+  drafts.reserve(list.size());
+  std::vector<EventId> ids;
+  ids.reserve(list.size());
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const std::string where = "events[" + std::to_string(i) + "]: ";
+    if (!list[i].is_object()) {
+      return call->error(http::status::bad_request, "invalid", where + "must be an object");
+    }
+    const auto& object = list[i].get_object();
+    auto draft = proj::parse_event_object(object, /*actor_required=*/false);
+    if (!draft.is_ok()) {
+      return call->error(http::status::bad_request, "invalid", where + draft.status().detail());
+    }
+    // The actor is who authenticated; a body may repeat it but not name someone else.
+    if (!draft->actor.empty() && draft->actor != call->user_id()) {
+      return call->error(http::status::bad_request, "invalid",
+                         where + "\"actor\" must be the authenticated user's id or absent");
+    }
+    draft->actor = call->user_id();
+    if (!object.contains("channel")) draft->channel = schema::Channel::API;
+    if (draft->device_id.empty()) draft->device_id = call->device_id();
+    ids.push_back(draft->event_id);
+    drafts.push_back(std::move(*draft));
+  }
+  const auto started = std::chrono::steady_clock::now();
+  ledger_.append_async(
+      call->project, std::move(drafts),
+      [this, call, ids = std::move(ids), started](Result<std::vector<ledger::Receipt>> r) {
+        metrics_.append_latency_seconds().observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        if (!r.is_ok()) return call->fail(r.status());
+        json::array receipts;
+        bool any_new = false;
+        for (std::size_t i = 0; i < r->size(); ++i) {
+          any_new = any_new || !(*r)[i].duplicate;
+          receipts.push_back(proj::receipt_json(ids[i], (*r)[i]));
+        }
+        call->json(any_new ? http::status::created : http::status::ok,
+                   json::object{{"receipts", std::move(receipts)}});
+      });
+}
+
+void Api::ledger_head(const CallPtr& call) {
+  if (!authorize(call, proj::kVerifyLedger)) return;
+  if (Status s = check_known(call->query, {}); !s.is_ok()) return call->fail(s);
+  auto head = ledger_.head(call->project);
+  if (!head.is_ok()) return call->fail(head.status());
+  call->json(http::status::ok,
+             json::object{{"size", head->seq},
+                          {"head_hash", to_hex(ByteView{head->hash.data(), head->hash.size()})}});
+}
+
+void Api::ledger_events(const CallPtr& call) {
+  if (!authorize(call, proj::kVerifyLedger)) return;
+  if (Status s = check_known(call->query, {"from", "limit"}); !s.is_ok()) return call->fail(s);
+  auto from = query_u64(call->query, "from", 1);
+  if (!from.is_ok()) return call->fail(from.status());
+  auto limit = query_u64(call->query, "limit", 100);
+  if (!limit.is_ok()) return call->fail(limit.status());
+  if (*from == 0) return call->error(http::status::bad_request, "invalid", "'from' starts at 1");
+  if (*limit == 0 || *limit > options_.page_max) {
+    return call->error(http::status::bad_request, "invalid",
+                       "'limit' must be 1 to " + std::to_string(options_.page_max));
+  }
+  json::array events;
+  std::uint64_t next = *from;
+  Status s = ledger_.scan(call->project, *from, *limit, [&](const ledger::StoredEvent& e) {
+    events.push_back(json::object{{"seq", e.seq},
+                                  {"envelope", base64(e.envelope)},
+                                  {"hash", to_hex(ByteView{e.hash.data(), e.hash.size()})}});
+    next = e.seq + 1;
+    return true;
+  });
+  if (!s.is_ok()) return call->fail(s);
+  call->json(http::status::ok, json::object{{"events", std::move(events)}, {"next", next}});
+}
+
+}  // namespace trail::server

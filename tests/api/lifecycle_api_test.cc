@@ -1,0 +1,113 @@
+// traild as a process: limits with clear errors, graceful shutdown that loses no acknowledged
+// event, TLS with a self-signed certificate made by scripts/make-dev-cert.sh, and refusing
+// plain HTTP off loopback.
+#include <atomic>
+#include <thread>
+
+#include "tests/api/api_fixture.h"
+
+namespace trail::testing {
+namespace {
+
+namespace json = boost::json;
+
+TEST_F(ApiTest, OversizedAndMalformedBodiesGet4xxAndTheServerStaysUp) {
+  auto sup = login("sup");
+  ASSERT_NE(sup, nullptr);
+  // The limit is checked against Content-Length before the body is read.
+  auto huge = sup->raw("POST /v1/projects/clinic-a/events HTTP/1.1\r\nHost: x\r\n"
+                       "Content-Type: application/json\r\nContent-Length: " +
+                       std::to_string((16U << 20U) + 1) + "\r\n\r\n{\"events\": [");
+  EXPECT_EQ(huge.status, 413U);
+  auto headers = sup->raw("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') +
+                          "\r\n\r\n");
+  EXPECT_EQ(headers.status, 431U);
+  for (const std::string& body : {std::string("null"), std::string("[]"), std::string("{\"events\": 5}"),
+                                  std::string("{\"events\": [1]}"), std::string("\xff\xfe"),
+                                  std::string(100000, '[')}) {
+    auto r = sup->post("/v1/projects/clinic-a/events", body, {{"Content-Type", "application/json"}});
+    EXPECT_EQ(r.status, 400U) << body.substr(0, 20) << " " << r.body;
+  }
+  EXPECT_EQ(sup->get("/healthz").status, 200U);
+}
+
+TEST_F(ApiTest, SigtermFinishesInFlightAppendsAndLosesNoAcknowledgedEvent) {
+  std::atomic<bool> stop{false};
+  std::mutex mutex;
+  std::vector<std::string> acknowledged;
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back([&] {
+      auto c = login("sup");
+      if (!c) return;
+      c->set_quiet(true);
+      while (!stop) {
+        const std::string id = uuid();
+        auto r = c->post_json("/v1/projects/clinic-a/events",
+                              {{"events", json::array{case_event(id, "case.created", uuid(), "t", {{"a", "1"}})}}});
+        if (r.status == 201U) {
+          std::lock_guard lock{mutex};
+          acknowledged.push_back(id);
+        } else if (r.status == 0 || r.status >= 500) {
+          break;  // The server went away.
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(server_->stop(), 0) << server_->err();
+  stop = true;
+  for (auto& w : writers) w.join();
+  EXPECT_NE(server_->out().find("traild: stopped"), std::string::npos);
+  ASSERT_GT(acknowledged.size(), 10U);
+  auto cat = trailctl({"cat", "--project", "clinic-a"});
+  ASSERT_EQ(cat.exit_code, 0) << cat.err;
+  for (const auto& id : acknowledged) EXPECT_NE(cat.out.find(id), std::string::npos) << id;
+  auto verify = trailctl({"verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  start();  // For TearDown.
+}
+
+TEST_F(ApiTest, PlainHttpOffLoopbackIsRefused) {
+  auto r = run_process({TRAILD_PATH, "--data", data_dir(), "--keys", keys_dir(), "--listen", "0.0.0.0:0"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("TLS"), std::string::npos) << r.err;
+  auto half = run_process({TRAILD_PATH, "--data", data_dir(), "--keys", keys_dir(), "--tls-cert", "x.pem"});
+  EXPECT_EQ(half.exit_code, 2);
+}
+
+class TlsApiTest : public ApiTest {
+ protected:
+  void SetUp() override {
+    auto made = run_process({"/bin/bash", std::string(TRAIL_SOURCE_DIR) + "/scripts/make-dev-cert.sh",
+                             (cert_dir_ / "tls").string()});
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    ApiTest::SetUp();
+  }
+  std::optional<std::string> ca_file() const override {
+    return (cert_dir_ / "tls" / "cert.pem").string();
+  }
+  std::vector<std::string> extra_server_args() const override {
+    return {"--tls-cert", (cert_dir_ / "tls" / "cert.pem").string(), "--tls-key",
+            (cert_dir_ / "tls" / "key.pem").string()};
+  }
+  TempDir cert_dir_;
+};
+
+TEST_F(TlsApiTest, HttpsWorksEndToEndAndPlainHttpDoesNotReachTheApi) {
+  // SetUp logged in and opened projects over TLS; a bearer and a Basic client both work.
+  auto sup = login("sup");
+  ASSERT_NE(sup, nullptr);
+  EXPECT_EQ(sup->get("/v1/projects").status, 200U);
+  auto basic = client();
+  basic->set_basic("admin", admin_password_);
+  EXPECT_EQ(basic->get("/v1/projects").status, 200U);
+  // A plain-HTTP request to the TLS port gets no API answer.
+  HttpClient plain(server_->port());
+  plain.set_quiet(true);
+  const auto r = plain.get("/healthz");
+  EXPECT_NE(r.status, 200U);
+}
+
+}  // namespace
+}  // namespace trail::testing
