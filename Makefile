@@ -19,13 +19,19 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# Until traild exists (issue 4), `run` initialises ./var if empty, appends the sample events
-# (idempotent: a second run reports them as duplicates) and verifies the chain.
+TRAILD = $(BUILD)/bin/traild
+LISTEN ?= 127.0.0.1:8080
+
+# `run` initialises ./var on first use (printing the admin password once), opens the project
+# `demo` with the sample events (idempotent), verifies the chains and serves on $(LISTEN).
 run: configure
-	@cmake --build $(BUILD) -j $(JOBS) --target trailctl
+	@cmake --build $(BUILD) -j $(JOBS) --target trailctl traild
 	@if [ ! -f $(DATA)/data.mdb ]; then $(TRAILCTL) init --data $(DATA) --keys $(KEYS); fi
-	@$(TRAILCTL) append --data $(DATA) --keys $(KEYS) --project demo < scripts/sample-events.jsonl
+	@$(TRAILCTL) project list --data $(DATA) --keys $(KEYS) | grep -q '"id":"demo"' || \
+		$(TRAILCTL) project add demo --name "Demo project" --data $(DATA) --keys $(KEYS) >/dev/null
+	@$(TRAILCTL) append --data $(DATA) --keys $(KEYS) --project demo < scripts/sample-events.jsonl >/dev/null
 	@$(TRAILCTL) verify --data $(DATA) --keys $(KEYS)
+	@exec $(TRAILD) --data $(DATA) --keys $(KEYS) --listen $(LISTEN)
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600

@@ -11,6 +11,7 @@ packages=(
   capnproto libcapnp-dev                   # event envelope schema and codec
   libspdlog-dev libfmt-dev                 # structured logging
   libssl-dev                               # SHA-256 (SHA-NI) and TLS
+  openssl                                  # scripts/make-dev-cert.sh (self-signed TLS for local use)
   libcli11-dev                             # trailctl argument parsing
   libgtest-dev libgmock-dev                # tests
   libbenchmark-dev                         # micro-benchmarks

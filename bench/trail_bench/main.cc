@@ -85,6 +85,7 @@ void add_options(CLI::App& app, Options& o) {
   app.add_option("--cases", o.cases, "distinct case ids (read and mixed modes create them first)")
       ->check(CLI::Range(std::size_t{1}, kCasesMax))
       ->capture_default_str();
+  app.add_flag("--v7", o.v7_ids, "time-ordered UUIDv7 event ids (phones that mint them append faster)");
   app.add_option("--read-percent", o.read_percent, "mixed mode: share of requests that read")
       ->check(CLI::Range(0U, 100U))
       ->capture_default_str();

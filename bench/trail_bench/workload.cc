@@ -24,6 +24,17 @@ Uuid random_uuid(std::mt19937_64& rng) {
   return id;
 }
 
+// RFC 9562 version 7: 48 bits of Unix milliseconds, then random bits.
+Uuid time_ordered_uuid(std::mt19937_64& rng) {
+  Uuid id = random_uuid(rng);
+  const auto ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch())
+                                                 .count());
+  for (std::size_t i = 0; i < 6; ++i) id[i] = static_cast<std::uint8_t>(ms >> (8U * (5U - i)));
+  id[6] = static_cast<std::uint8_t>((id[6] & 0x0fU) | 0x70U);  // Version 7.
+  return id;
+}
+
 std::string format_uuid(const Uuid& id) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
@@ -148,7 +159,7 @@ void Workload::create_batch(std::string& out, std::span<const std::string> case_
 void Workload::append_event(std::string& out, std::string_view kind, std::string_view case_id,
                             std::string_view device, std::string_view client_time, bool created) {
   out += "{\"event_id\":\"";
-  out += format_uuid(random_uuid(rng_));
+  out += format_uuid(options_.v7_ids ? time_ordered_uuid(rng_) : random_uuid(rng_));
   out += "\",\"kind\":\"";
   out += kind;
   out += "\",\"case_id\":\"";
