@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <chrono>
+
 namespace trail {
 
 std::string to_hex(ByteView bytes) {
@@ -32,6 +34,19 @@ bool from_hex(std::string_view hex, std::span<std::uint8_t> out) {
     out[i] = static_cast<std::uint8_t>((hi << 4) | lo);
   }
   return true;
+}
+
+EventId time_ordered_id() {
+  EventId id{};
+  randombytes_buf(id.data(), id.size());
+  const auto ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  for (std::size_t i = 0; i < 6; ++i) id[i] = static_cast<std::uint8_t>(ms >> (8U * (5U - i)));
+  id[6] = static_cast<std::uint8_t>((id[6] & 0x0fU) | 0x70U);  // Version 7.
+  id[8] = static_cast<std::uint8_t>((id[8] & 0x3fU) | 0x80U);  // RFC 9562 variant.
+  return id;
 }
 
 std::string format_uuid(const EventId& id) {

@@ -154,14 +154,6 @@ std::string aad_for(std::size_t table, std::string_view key) {
 capnp::Text::Reader text(std::string_view s) { return {s.data(), s.size()}; }
 std::string str(capnp::Text::Reader t) { return {t.begin(), t.size()}; }
 
-EventId random_event_id() {
-  EventId id{};
-  randombytes_buf(id.data(), id.size());
-  id[6] = static_cast<std::uint8_t>((id[6] & 0x0fU) | 0x40U);
-  id[8] = static_cast<std::uint8_t>((id[8] & 0x3fU) | 0x80U);
-  return id;
-}
-
 }  // namespace
 
 std::string encode_record_read(const RecordReadData& read) {
@@ -214,7 +206,7 @@ ledger::EventDraft make_record_read(std::string actor, std::string device_id,
                                     std::vector<EventId> subjects, std::string reason,
                                     TimeUs client_time) {
   return make_record_read(std::move(actor), std::move(device_id), channel, std::move(what),
-                          std::move(subjects), std::move(reason), client_time, random_event_id());
+                          std::move(subjects), std::move(reason), client_time, time_ordered_id());
 }
 
 ledger::EventDraft make_record_read(std::string actor, std::string device_id,

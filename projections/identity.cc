@@ -50,7 +50,7 @@ bool name_char(char c) {
 ledger::EventDraft draft(schema::Kind kind, std::string actor, schema::Channel channel,
                          std::string_view user_id, std::map<std::string, std::string> detail) {
   ledger::EventDraft d;
-  d.event_id = random_event_id();
+  d.event_id = time_ordered_id();
   d.kind = kind;
   d.actor = std::move(actor);
   d.channel = channel;

@@ -403,12 +403,8 @@ bool Api::own_cases_only(const Call& call) const {
 void Api::answer_after_read(const CallPtr& call, proj::RecordReadData read, Response response) {
   read.address = call->context.remote_address;
   read.endpoint = std::string(http::to_string(call->request.method())) + " " + call->route;
-  EventId id{};
-  randombytes_buf(id.data(), id.size());
-  id[6] = static_cast<std::uint8_t>((id[6] & 0x0fU) | 0x40U);
-  id[8] = static_cast<std::uint8_t>((id[8] & 0x3fU) | 0x80U);
   auto draft = proj::make_record_read(call->user_id(), call->device_id(), schema::Channel::API,
-                                      std::move(read), now(), id);
+                                      std::move(read), now(), time_ordered_id());
   ledger_.append_async(call->project, {std::move(draft)},
                        [call, response = std::move(response)](
                            Result<std::vector<ledger::Receipt>> r) mutable {

@@ -2,26 +2,12 @@
 // as stored: GET .../ledger/head and .../ledger/events (envelopes, ciphertext only).
 #include <chrono>
 
-#include <sodium.h>
-
 #include "projections/event_json.h"
 #include "server/api_call.h"
 #include "server/request_parts.h"
 
 namespace trail::server {
 namespace json = boost::json;
-
-namespace {
-
-std::string base64(std::string_view bytes) {
-  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
-                    bytes.size(), sodium_base64_VARIANT_ORIGINAL);
-  out.resize(out.size() - 1);  // The terminating NUL.
-  return out;
-}
-
-}  // namespace
 
 void Api::events_append(const CallPtr& call) {
   if (!authorize(call, proj::kSubmit)) return;
@@ -108,7 +94,7 @@ void Api::ledger_events(const CallPtr& call) {
   std::uint64_t next = *from;
   Status s = ledger_.scan(call->project, *from, *limit, [&](const ledger::StoredEvent& e) {
     events.push_back(json::object{{"seq", e.seq},
-                                  {"envelope", base64(e.envelope)},
+                                  {"envelope", to_base64(as_bytes(e.envelope))},
                                   {"hash", to_hex(ByteView{e.hash.data(), e.hash.size()})}});
     next = e.seq + 1;
     return true;

@@ -1,6 +1,9 @@
 // Small codecs: hex, UUIDs, RFC 3339 times, envelope decoding of hostile bytes.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <vector>
+
 #include "ledger/bytes.h"
 #include "ledger/clock.h"
 #include "ledger/envelope.h"
@@ -86,6 +89,32 @@ TEST(Envelope, HostileBytesAreCorruptNotACrash) {
   for (std::size_t size = 8; size < bytes.size(); size += 8) {
     EXPECT_FALSE(ledger::decode_envelope({bytes.begin(), size}, out).is_ok()) << size;
   }
+}
+
+}  // namespace
+}  // namespace trail::testing
+
+namespace trail::testing {
+namespace {
+
+TEST(TimeOrderedId, IsAVersion7UuidWhosePrefixIsTheCurrentMillisecond) {
+  ASSERT_GE(sodium_init(), 0);
+  const auto before = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  const EventId a = time_ordered_id();
+  const EventId b = time_ordered_id();
+  const auto after = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+  std::uint64_t ms = 0;
+  for (int i = 0; i < 6; ++i) ms = (ms << 8U) | a[static_cast<std::size_t>(i)];
+  EXPECT_GE(static_cast<std::int64_t>(ms), before);
+  EXPECT_LE(static_cast<std::int64_t>(ms), after);
+  EXPECT_EQ(a[6] >> 4U, 7U);
+  EXPECT_EQ(a[8] >> 6U, 2U);
+  EXPECT_NE(a, b);
+  EXPECT_LE(std::vector<std::uint8_t>(a.begin(), a.begin() + 6),
+            std::vector<std::uint8_t>(b.begin(), b.begin() + 6));
+  EXPECT_TRUE(parse_uuid(format_uuid(a)).has_value());
 }
 
 }  // namespace
