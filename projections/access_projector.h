@@ -60,7 +60,7 @@ Result<RecordReadData> decode_record_read(std::string_view payload);
 
 // The record.read draft for one read: kind RECORD_READ, the given header fields and a
 // RecordRead payload. The envelope subject is set when exactly one record was read (it is an
-// opaque id), else left empty. The first form draws a random v4 UUID as the event id; the
+// opaque id), else left empty. The first form draws a time-ordered UUIDv7 as the event id; the
 // second takes the caller's (e.g. derived from a request id, so a retried request is a
 // duplicate rather than a second read). Nothing is validated here: append() checks limits.
 ledger::EventDraft make_record_read(std::string actor, std::string device_id,

@@ -119,7 +119,7 @@ std::string encode_account_change(const AccountChangeData& change);
 // not strictly increasing; kNotFound when it is a payload of another kind.
 Result<AccountChangeData> decode_account_change(std::string_view payload);
 
-// The event drafts. Each gets a random v4 event id; channel as given (API for the log-in and
+// The event drafts. Each gets a time-ordered UUIDv7 event id; channel as given (API for the log-in and
 // session events, whose actor is the user, or "anonymous" for a failed log-in of an unknown
 // user); client time now; the user id as envelope subject when it is UUID text (an opaque id);
 // device id empty unless given (callers may set it). The caller appends it to kSystemProject.

@@ -73,7 +73,7 @@ TEST_F(AccessView, MakeRecordReadBuildsTheDraft) {
   EXPECT_EQ(d.channel, Channel::API);
   EXPECT_EQ(d.client_time_us, kClientTime);
   EXPECT_FALSE(d.subject.has_value());  // Two subjects: none in the envelope.
-  EXPECT_EQ(d.event_id[6] >> 4U, 4);    // A v4 UUID.
+  EXPECT_EQ(d.event_id[6] >> 4U, 7);    // A time-ordered v7 UUID.
   auto payload = proj::decode_record_read(d.payload);
   ASSERT_TRUE(payload.is_ok()) << payload.status().to_string();
   EXPECT_EQ(payload->what, "search");

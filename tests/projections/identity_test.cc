@@ -237,7 +237,7 @@ TEST(IdentityDrafts, CarryKindActorSubjectAndDetail) {
   EXPECT_EQ(created.actor, "os:root");
   EXPECT_EQ(created.channel, Channel::SYSTEM);
   EXPECT_EQ(created.subject, parse_uuid(id));
-  EXPECT_EQ(created.event_id[6] >> 4U, 4);
+  EXPECT_EQ(created.event_id[6] >> 4U, 7);  // Time-ordered (UUIDv7).
   EXPECT_GT(created.client_time_us, 0);
   auto c = proj::decode_account_change(created.payload);
   ASSERT_TRUE(c.is_ok());
