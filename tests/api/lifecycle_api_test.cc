@@ -111,3 +111,33 @@ TEST_F(TlsApiTest, HttpsWorksEndToEndAndPlainHttpDoesNotReachTheApi) {
 
 }  // namespace
 }  // namespace trail::testing
+
+namespace trail::testing {
+namespace {
+
+class ShortTimeoutApiTest : public ApiTest {
+ protected:
+  std::vector<std::string> extra_server_args() const override {
+    return {"--read-timeout", "1", "--idle-timeout", "1"};
+  }
+};
+
+TEST_F(ShortTimeoutApiTest, AClientThatStallsMidRequestIsCutOffAndOthersAreServed) {
+  namespace asio = boost::asio;
+  asio::io_context io;
+  asio::ip::tcp::socket slow(io);
+  slow.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+  // Half a request, then silence.
+  asio::write(slow, asio::buffer(std::string("POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")));
+  const auto started = std::chrono::steady_clock::now();
+  char byte = 0;
+  boost::system::error_code ec;
+  slow.read_some(asio::buffer(&byte, 1), ec);  // Returns when the server closes.
+  const auto waited = std::chrono::steady_clock::now() - started;
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  EXPECT_LT(waited, std::chrono::seconds(5));
+  EXPECT_EQ(client()->get("/healthz").status, 200U);
+}
+
+}  // namespace
+}  // namespace trail::testing
