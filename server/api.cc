@@ -129,6 +129,8 @@ Api::~Api() { password_pool_.join(); }
 
 std::size_t Api::in_flight() const { return in_flight_.load(); }
 
+void Api::quiesce() { password_pool_.join(); }
+
 void Api::handle(Request request, const RequestContext& context, Responder respond) {
   auto call = std::make_shared<Call>();
   call->request = std::move(request);

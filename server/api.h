@@ -75,6 +75,10 @@ class Api final : public Handler {
 
   // Requests accepted and not yet answered (graceful shutdown waits for zero).
   std::size_t in_flight() const;
+  // Waits for the password checks in progress (they may still append). Call after the
+  // listener has stopped and before the ledger closes; the ledger's closing commit then
+  // answers what is left while the Api is still alive.
+  void quiesce();
 
   struct Call;  // One request in flight (api_call.h).
   using CallPtr = std::shared_ptr<Call>;

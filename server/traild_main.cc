@@ -160,10 +160,12 @@ int main(int argc, char** argv) {
   for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&] { server->run(); });
   server->run();
   for (auto& w : workers) w.join();
-  // Responses are written; what is still queued in the ledger commits as it closes.
+  // Responses are written. Password checks still running finish; then the ledger commits
+  // what is queued as it closes, calling back into the Api, which is still alive.
   server.reset();
-  api.reset();
+  api->quiesce();
   ledger->reset();
+  api.reset();
   trail::server::shutdown_logging();
   std::printf("traild: stopped\n");
   return 0;
