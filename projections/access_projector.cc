@@ -1,5 +1,4 @@
 #include "projections/access_projector.h"
-#include "projections/view_keys.h"
 
 #include <algorithm>
 #include <cstring>
@@ -11,6 +10,8 @@
 #include <sodium.h>
 
 #include "ledger/assert.h"
+#include "projections/row_codec.h"
+#include "projections/view_keys.h"
 
 namespace trail::proj {
 namespace {
@@ -38,73 +39,8 @@ std::string row_key(std::string_view project, std::uint64_t seq) {
 
 // ---- row codec: a version byte, then fixed-width integers and u32-length-prefixed text ----
 
-class Writer {
- public:
-  void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void u32(std::uint32_t v) {
-    std::uint8_t b[4];
-    put_u32_be(b, v);
-    out_.append(reinterpret_cast<const char*>(b), 4);
-  }
-  void u64(std::uint64_t v) { add_u64(out_, v); }
-  void i64(std::int64_t v) { u64(static_cast<std::uint64_t>(v)); }
-  void text(std::string_view s) {
-    u32(static_cast<std::uint32_t>(s.size()));
-    out_.append(s);
-  }
-  void id(const EventId& v) { add_id(out_, v); }
-  std::string take() { return std::move(out_); }
-
- private:
-  std::string out_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_{in} {}
-  bool u8(std::uint8_t& v) {
-    if (!need(1)) return false;
-    v = static_cast<std::uint8_t>(in_[pos_++]);
-    return true;
-  }
-  bool u32(std::uint32_t& v) {
-    if (!need(4)) return false;
-    v = get_u32_be(reinterpret_cast<const std::uint8_t*>(in_.data() + pos_));
-    pos_ += 4;
-    return true;
-  }
-  bool u64(std::uint64_t& v) {
-    if (!need(8)) return false;
-    v = get_u64_be(reinterpret_cast<const std::uint8_t*>(in_.data() + pos_));
-    pos_ += 8;
-    return true;
-  }
-  bool i64(std::int64_t& v) {
-    std::uint64_t u = 0;
-    if (!u64(u)) return false;
-    v = static_cast<std::int64_t>(u);
-    return true;
-  }
-  bool text(std::string& s) {
-    std::uint32_t n = 0;
-    if (!u32(n) || !need(n)) return false;
-    s.assign(in_.substr(pos_, n));
-    pos_ += n;
-    return true;
-  }
-  bool id(EventId& v) {
-    if (!need(v.size())) return false;
-    std::memcpy(v.data(), in_.data() + pos_, v.size());
-    pos_ += v.size();
-    return true;
-  }
-  bool done() const { return pos_ == in_.size(); }
-
- private:
-  bool need(std::size_t n) const { return in_.size() - pos_ >= n; }
-  std::string_view in_;
-  std::size_t pos_ = 0;
-};
+using Writer = view::RowWriter;
+using Reader = view::RowReader;
 
 std::string encode_row(const AccessRow& row) {
   Writer w;

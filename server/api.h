@@ -31,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -100,6 +101,9 @@ class Api final : public Handler {
   // when the caller may not go on.
   bool authorize(const CallPtr& call, std::uint32_t authority);
   bool own_cases_only(const Call& call) const;
+  // The case {id} of the call's project when it exists and the caller may see it; otherwise
+  // answers (404, the same for both) and returns nullopt.
+  std::optional<proj::CaseState> visible_case(const CallPtr& call);
   // Appends a record.read for `read` and answers `response` once it is durable.
   void answer_after_read(const CallPtr& call, proj::RecordReadData read, Response response);
 

@@ -88,12 +88,8 @@ void Api::audit_changes(const CallPtr& call) {
   if (!to.is_ok()) return call->fail(to.status());
   filter.from_us = *from;
   filter.to_us = *to;
-  auto limit = query_u64(call->query, "limit", options_.page_max);
+  auto limit = query_limit(call->query, options_.page_max, options_.page_max);
   if (!limit.is_ok()) return call->fail(limit.status());
-  if (*limit == 0 || *limit > options_.page_max) {
-    return call->error(http::status::bad_request, "invalid",
-                       "'limit' must be 1 to " + std::to_string(options_.page_max));
-  }
   // One more than asked tells whether there is more.
   auto history = views_.cases->history(ledger_, call->project, filter, *limit + 1);
   if (!history.is_ok()) return call->fail(history.status());
@@ -134,12 +130,8 @@ void Api::audit_access(const CallPtr& call) {
   auto after = query_u64(call->query, "after", 0);
   if (!after.is_ok()) return call->fail(after.status());
   if (*after > 0) filter.after_seq = *after;
-  auto limit = query_u64(call->query, "limit", options_.page_max);
+  auto limit = query_limit(call->query, options_.page_max, options_.page_max);
   if (!limit.is_ok()) return call->fail(limit.status());
-  if (*limit == 0 || *limit > options_.page_max) {
-    return call->error(http::status::bad_request, "invalid",
-                       "'limit' must be 1 to " + std::to_string(options_.page_max));
-  }
   auto rows = views_.access->reads(ledger_, call->project, filter, *limit);
   if (!rows.is_ok()) return call->fail(rows.status());
   json::array out;

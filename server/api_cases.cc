@@ -16,37 +16,48 @@ Response ok_json(const Api::Call& call, const json::value& body) {
 
 }  // namespace
 
+std::optional<proj::CaseState> Api::visible_case(const CallPtr& call) {
+  auto id = parse_uuid(call->id);
+  if (!id) {
+    call->error(http::status::not_found, "not_found", "no such case");
+    return std::nullopt;
+  }
+  auto state = views_.cases->get(ledger_, call->project, *id);
+  if (!state.is_ok()) {
+    call->fail(state.status());
+    return std::nullopt;
+  }
+  // A case the caller may not see is answered exactly as a case that does not exist.
+  if (!*state || (own_cases_only(*call) && (*state)->owner != call->user_id())) {
+    call->error(http::status::not_found, "not_found", "no such case");
+    return std::nullopt;
+  }
+  return std::move(**state);
+}
+
 void Api::case_get(const CallPtr& call) {
   if (!authorize(call, proj::kViewCases)) return;
   if (Status s = check_known(call->query, {}); !s.is_ok()) return call->fail(s);
-  auto id = parse_uuid(call->id);
-  if (!id) return call->error(http::status::not_found, "not_found", "no such case");
-  auto state = views_.cases->get(ledger_, call->project, *id);
-  if (!state.is_ok()) return call->fail(state.status());
-  if (!*state || (own_cases_only(*call) && (*state)->owner != call->user_id())) {
-    return call->error(http::status::not_found, "not_found", "no such case");
-  }
-  answer_after_read(call, proj::RecordReadData{"case", {*id}, "", "", ""},
-                    ok_json(*call, proj::case_json(**state)));
+  auto state = visible_case(call);
+  if (!state) return;
+  const EventId id = state->case_id;
+  answer_after_read(call, proj::RecordReadData{"case", {id}, "", "", ""},
+                    ok_json(*call, proj::case_json(*state)));
 }
 
 void Api::case_history(const CallPtr& call) {
   if (!authorize(call, proj::kViewCases)) return;
   if (Status s = check_known(call->query, {}); !s.is_ok()) return call->fail(s);
-  auto id = parse_uuid(call->id);
-  if (!id) return call->error(http::status::not_found, "not_found", "no such case");
-  auto state = views_.cases->get(ledger_, call->project, *id);
-  if (!state.is_ok()) return call->fail(state.status());
-  if (!*state || (own_cases_only(*call) && (*state)->owner != call->user_id())) {
-    return call->error(http::status::not_found, "not_found", "no such case");
-  }
+  auto state = visible_case(call);
+  if (!state) return;
+  const EventId id = state->case_id;
   proj::HistoryFilter filter;
-  filter.case_id = *id;
+  filter.case_id = id;
   auto history = views_.cases->history(ledger_, call->project, filter, 0);
   if (!history.is_ok()) return call->fail(history.status());
   json::array entries;
   for (const auto& h : *history) entries.push_back(proj::history_json(h));
-  answer_after_read(call, proj::RecordReadData{"history", {*id}, "", "", ""},
+  answer_after_read(call, proj::RecordReadData{"history", {id}, "", "", ""},
                     ok_json(*call, json::object{{"case_id", call->id}, {"history", std::move(entries)}}));
 }
 
@@ -73,12 +84,8 @@ void Api::cases_list(const CallPtr& call) {
   }
   auto since = query_time(call->query, "modified_since");
   if (!since.is_ok()) return call->fail(since.status());
-  auto limit = query_u64(call->query, "limit", 100);
+  auto limit = query_limit(call->query, 100, options_.page_max);
   if (!limit.is_ok()) return call->fail(limit.status());
-  if (*limit == 0 || *limit > options_.page_max) {
-    return call->error(http::status::bad_request, "invalid",
-                       "'limit' must be 1 to " + std::to_string(options_.page_max));
-  }
   std::optional<EventId> after;
   if (auto v = query_value(call->query, "cursor")) {
     after = parse_uuid(*v);

@@ -83,13 +83,9 @@ void Api::ledger_events(const CallPtr& call) {
   if (Status s = check_known(call->query, {"from", "limit"}); !s.is_ok()) return call->fail(s);
   auto from = query_u64(call->query, "from", 1);
   if (!from.is_ok()) return call->fail(from.status());
-  auto limit = query_u64(call->query, "limit", 100);
-  if (!limit.is_ok()) return call->fail(limit.status());
   if (*from == 0) return call->error(http::status::bad_request, "invalid", "'from' starts at 1");
-  if (*limit == 0 || *limit > options_.page_max) {
-    return call->error(http::status::bad_request, "invalid",
-                       "'limit' must be 1 to " + std::to_string(options_.page_max));
-  }
+  auto limit = query_limit(call->query, 100, options_.page_max);
+  if (!limit.is_ok()) return call->fail(limit.status());
   json::array events;
   std::uint64_t next = *from;
   Status s = ledger_.scan(call->project, *from, *limit, [&](const ledger::StoredEvent& e) {

@@ -103,6 +103,15 @@ Result<std::uint64_t> query_u64(const std::map<std::string, std::string>& query,
   return static_cast<std::uint64_t>(std::stoull(text));
 }
 
+Result<std::uint64_t> query_limit(const std::map<std::string, std::string>& query,
+                                  std::uint64_t fallback, std::uint64_t max) {
+  TRAIL_ASSIGN_OR_RETURN(std::uint64_t limit, query_u64(query, "limit", fallback));
+  if (limit == 0 || limit > max) {
+    return Status::error(Code::kInvalid, "'limit' must be 1 to " + std::to_string(max));
+  }
+  return limit;
+}
+
 Result<std::optional<std::int64_t>> query_time(const std::map<std::string, std::string>& query,
                                                std::string_view name) {
   auto it = query.find(std::string(name));

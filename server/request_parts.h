@@ -41,6 +41,11 @@ std::optional<std::string> query_value(const std::map<std::string, std::string>&
 Result<std::uint64_t> query_u64(const std::map<std::string, std::string>& query,
                                 std::string_view name, std::uint64_t fallback);
 
+// The page size at "limit": `fallback` when absent, else 1 to `max`.
+// Errors: kInvalid naming the range.
+Result<std::uint64_t> query_limit(const std::map<std::string, std::string>& query,
+                                  std::uint64_t fallback, std::uint64_t max);
+
 // The RFC 3339 time at `name` in microseconds, or nullopt when absent.
 // Errors: kInvalid naming the parameter.
 Result<std::optional<std::int64_t>> query_time(const std::map<std::string, std::string>& query,
