@@ -67,11 +67,13 @@ TEST_F(TrailctlViews, EveryReadOfACaseIsInTheAccessAuditBeforeItIsShown) {
   EXPECT_EQ(reads[0]["reader"].as_string(), "auditor-7");
   EXPECT_EQ(reads[0]["what"].as_string(), "case");
   EXPECT_EQ(reads[0]["reason"].as_string(), "complaint 42");
+  EXPECT_EQ(reads[0]["endpoint"].as_string(), "trailctl case show");
   auto by_reader = lines(run({"audit", "access", "--project", "demo", "--user", "auditor-7"}).out);
   EXPECT_EQ(by_reader.size(), 1U);
   auto all = lines(run({"audit", "access", "--project", "demo"}).out);
   EXPECT_EQ(all.size(), 2U);  // The show and the list.
   EXPECT_EQ(all[1]["what"].as_string(), "search");
+  EXPECT_EQ(all[1]["endpoint"].as_string(), "trailctl case list");
 }
 
 TEST_F(TrailctlViews, AuditChangesFiltersByUserAndTime) {

@@ -52,7 +52,7 @@ int run_audit(const CommonOptions& common, const AuditCommand& cmd) {
     std::sort(read.begin(), read.end());
     read.erase(std::unique(read.begin(), read.end()), read.end());
     const Status recorded = record_read(ledger, cmd.project, operator_identity(), "history",
-                                        std::move(read), cmd.reason);
+                                        std::move(read), cmd.reason, "trailctl audit changes");
     if (!recorded.is_ok()) return fail(recorded.to_string());
     for (const auto& h : *got) print_line(proj::history_json(h));
   } else {

@@ -30,7 +30,8 @@ int run_case(const CommonOptions& common, const CaseCommand& cmd) {
   auto audited = [&](const std::string& what, std::vector<EventId> subjects) {
     std::sort(subjects.begin(), subjects.end());
     subjects.erase(std::unique(subjects.begin(), subjects.end()), subjects.end());
-    return record_read(ledger, cmd.project, reader, what, std::move(subjects), cmd.reason);
+    return record_read(ledger, cmd.project, reader, what, std::move(subjects), cmd.reason,
+                       "trailctl case " + cmd.action);
   };
 
   if (cmd.action == "show") {

@@ -44,7 +44,7 @@ int run_cat(const CommonOptions& common, const std::string& project, std::uint64
   std::sort(subjects.begin(), subjects.end());
   subjects.erase(std::unique(subjects.begin(), subjects.end()), subjects.end());
   if (Status s = record_read(ledger, project, operator_identity(), "events", std::move(subjects),
-                             "trailctl cat");
+                             "", "trailctl cat");
       !s.is_ok()) {
     return fail(s.to_string());
   }

@@ -205,7 +205,7 @@ class UserAdmin {
       if (auto id = parse_uuid(u.id)) subjects.push_back(*id);
     }
     return record_read(ledger_, std::string(ledger::kSystemProject), operator_identity(), "user",
-                       std::move(subjects), "");
+                       std::move(subjects), "", "trailctl user " + cmd_.action);
   }
 
   int add(bool exists) {

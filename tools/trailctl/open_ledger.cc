@@ -24,10 +24,12 @@ Result<OpenLedger> open_ledger(const CommonOptions& common, bool read_only) {
 
 Status record_read(ledger::Ledger& ledger, const std::string& project, const std::string& reader,
                    const std::string& what, std::vector<EventId> subjects,
-                   const std::string& reason) {
+                   const std::string& reason, const std::string& endpoint) {
   if (subjects.empty()) return Status::ok();  // Nothing personal was read.
-  auto draft = proj::make_record_read(reader, "trailctl", schema::Channel::SYSTEM, what,
-                                      std::move(subjects), reason, now_us());
+  auto draft = proj::make_record_read(
+      reader, "trailctl", schema::Channel::SYSTEM,
+      proj::RecordReadData{what, std::move(subjects), reason, "", endpoint}, now_us(),
+      time_ordered_id());
   auto receipts = ledger.append(project, {std::move(draft)}).get();
   if (!receipts.is_ok()) return std::move(receipts).take_status();
   return Status::ok();

@@ -23,12 +23,13 @@ struct OpenLedger {
   std::shared_ptr<proj::IdentityProjector> identity;  // Users, roles, projects (`_system`).
 };
 
-// Records that `reader` read `subjects` (what: case, history, search ...) and returns once the
+// Records that `reader` read `subjects` (what: case, history, search ...) through `endpoint`
+// (the command, e.g. "trailctl case show") and returns once the
 // record is durable: personal data leaves only after its access record is on disk.
 // Errors: as Ledger::append.
 Status record_read(ledger::Ledger& ledger, const std::string& project, const std::string& reader,
                    const std::string& what, std::vector<EventId> subjects,
-                   const std::string& reason);
+                   const std::string& reason, const std::string& endpoint);
 
 // The operator's identity for the access audit: "os:<login name>" of the effective user.
 std::string operator_identity();
