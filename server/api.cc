@@ -325,22 +325,18 @@ void Api::authenticate_basic(const CallPtr& call, std::string name, std::string 
   boost::asio::post(password_pool_, [this, call, name = std::move(name),
                                      password = std::move(password), cache_key,
                                      next = std::move(next)]() mutable {
-    auto user = views_.identity->user_by_name(ledger_, name);
-    if (!user.is_ok()) return call->fail(user.status());
-    const bool known = user->has_value() && !(**user).disabled;
-    const bool ok = proj::verify_password(known ? (**user).password_hash : proj::dummy_hash(),
-                                          password) &&
-                    known;
-    sodium_memzero(password.data(), password.size());
-    if (!ok) return fail_authentication(call, user->has_value() ? (**user).id : "", "basic");
+    auto verified = verify_credentials(name, password);
+    if (!verified.is_ok()) return call->fail(verified.status());
+    if (!verified->user) return fail_authentication(call, verified->known_id, "basic");
+    const proj::UserRecord& user = *verified->user;
     {
       std::lock_guard lock{cache_mutex_};
       if (basic_cache_.size() > 100'000) basic_cache_.clear();  // Bounded; refills on demand.
       basic_cache_[cache_key] = BasicCacheEntry{
-          (**user).id, (**user).password_seq,
+          user.id, user.password_seq,
           now() + static_cast<TimeUs>(options_.basic_cache_ttl.count()) * 1'000'000};
     }
-    call->caller = Caller{std::move(**user), std::nullopt};
+    call->caller = Caller{std::move(*verified->user), std::nullopt};
     auto draft = proj::identity::login_succeeded(call->caller->user.id, call->device_id(),
                                                   std::nullopt, 0, "basic",
                                                   call->context.remote_address);
@@ -352,6 +348,22 @@ void Api::authenticate_basic(const CallPtr& call, std::string name, std::string 
                            boost::asio::post(password_pool_, next);
                          });
   });
+}
+
+Result<Api::Verified> Api::verify_credentials(std::string_view name, std::string& password) const {
+  auto user = views_.identity->user_by_name(ledger_, name);
+  if (!user.is_ok()) {
+    sodium_memzero(password.data(), password.size());
+    return user.status();
+  }
+  const bool known = user->has_value() && !(**user).disabled;
+  const bool ok =
+      proj::verify_password(known ? (**user).password_hash : proj::dummy_hash(), password) && known;
+  sodium_memzero(password.data(), password.size());
+  Verified out;
+  if (user->has_value()) out.known_id = (**user).id;
+  if (ok) out.user = std::move(**user);
+  return out;
 }
 
 void Api::fail_authentication(const CallPtr& call, const std::string& user_id,

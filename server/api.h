@@ -97,6 +97,13 @@ class Api final : public Handler {
   void authenticate_basic(const CallPtr& call, std::string name, std::string password,
                           std::function<void()> next);
   void fail_authentication(const CallPtr& call, const std::string& user_id, std::string_view reason);
+  // Checks a name and password (Argon2id; an unknown or disabled user is checked against a
+  // dummy hash, so it costs the same) and wipes the password. Runs on the password pool.
+  struct Verified {
+    std::optional<proj::UserRecord> user;  // Set when the password is right.
+    std::string known_id;                  // The id of the named user, if there is one.
+  };
+  Result<Verified> verify_credentials(std::string_view name, std::string& password) const;
   // Checks project membership (404) and `authority` (403); answers itself and returns false
   // when the caller may not go on.
   bool authorize(const CallPtr& call, std::uint32_t authority);

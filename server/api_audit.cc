@@ -28,6 +28,27 @@ Result<std::optional<proj::Day>> query_day(const std::map<std::string, std::stri
   return std::optional<proj::Day>{*day};
 }
 
+// The filter both audit trails take: case, user (actor or reader) and a server-time range.
+struct AuditQuery {
+  std::optional<EventId> case_id;
+  std::optional<std::string> user;
+  std::optional<TimeUs> from_us;
+  std::optional<TimeUs> to_us;
+};
+
+// Errors: kInvalid naming the parameter.
+Result<AuditQuery> audit_query(const std::map<std::string, std::string>& query) {
+  AuditQuery out;
+  if (auto v = query_value(query, "case")) {
+    out.case_id = parse_uuid(*v);
+    if (!out.case_id) return Status::error(Code::kInvalid, "'case' is not a UUID");
+  }
+  out.user = query_value(query, "user");
+  TRAIL_ASSIGN_OR_RETURN(out.from_us, query_time(query, "from"));
+  TRAIL_ASSIGN_OR_RETURN(out.to_us, query_time(query, "to"));
+  return out;
+}
+
 }  // namespace
 
 void Api::report_get(const CallPtr& call) {
@@ -76,18 +97,9 @@ void Api::audit_changes(const CallPtr& call) {
   if (Status s = check_known(call->query, {"case", "user", "from", "to", "limit"}); !s.is_ok()) {
     return call->fail(s);
   }
-  proj::HistoryFilter filter;
-  if (auto v = query_value(call->query, "case")) {
-    filter.case_id = parse_uuid(*v);
-    if (!filter.case_id) return call->error(http::status::bad_request, "invalid", "'case' is not a UUID");
-  }
-  filter.actor = query_value(call->query, "user");
-  auto from = query_time(call->query, "from");
-  if (!from.is_ok()) return call->fail(from.status());
-  auto to = query_time(call->query, "to");
-  if (!to.is_ok()) return call->fail(to.status());
-  filter.from_us = *from;
-  filter.to_us = *to;
+  auto audit = audit_query(call->query);
+  if (!audit.is_ok()) return call->fail(audit.status());
+  proj::HistoryFilter filter{audit->case_id, audit->user, audit->from_us, audit->to_us};
   auto limit = query_limit(call->query, options_.page_max, options_.page_max);
   if (!limit.is_ok()) return call->fail(limit.status());
   // One more than asked tells whether there is more.
@@ -115,18 +127,9 @@ void Api::audit_access(const CallPtr& call) {
       !s.is_ok()) {
     return call->fail(s);
   }
-  proj::AccessFilter filter;
-  if (auto v = query_value(call->query, "case")) {
-    filter.case_id = parse_uuid(*v);
-    if (!filter.case_id) return call->error(http::status::bad_request, "invalid", "'case' is not a UUID");
-  }
-  filter.reader = query_value(call->query, "user");
-  auto from = query_time(call->query, "from");
-  if (!from.is_ok()) return call->fail(from.status());
-  auto to = query_time(call->query, "to");
-  if (!to.is_ok()) return call->fail(to.status());
-  filter.from_us = *from;
-  filter.to_us = *to;
+  auto audit = audit_query(call->query);
+  if (!audit.is_ok()) return call->fail(audit.status());
+  proj::AccessFilter filter{audit->case_id, audit->user, audit->from_us, audit->to_us, {}};
   auto after = query_u64(call->query, "after", 0);
   if (!after.is_ok()) return call->fail(after.status());
   if (*after > 0) filter.after_seq = *after;

@@ -1,6 +1,4 @@
 // POST /v1/auth/login and /v1/auth/logout.
-#include <sodium.h>
-
 #include <boost/asio/post.hpp>
 
 #include "projections/credentials.h"
@@ -35,18 +33,13 @@ void Api::login(const CallPtr& call) {
   // Argon2id runs on its own pool; unknown users cost the same as known ones.
   boost::asio::post(password_pool_, [this, call, name = std::move(*name),
                                      password = std::move(*password)]() mutable {
-    auto user = views_.identity->user_by_name(ledger_, name);
-    if (!user.is_ok()) return call->fail(user.status());
-    const bool known = user->has_value() && !(**user).disabled;
-    const bool ok = proj::verify_password(known ? (**user).password_hash : proj::dummy_hash(),
-                                          password) &&
-                    known;
-    sodium_memzero(password.data(), password.size());
-    if (!ok) return fail_authentication(call, user->has_value() ? (**user).id : "", "password");
+    auto verified = verify_credentials(name, password);
+    if (!verified.is_ok()) return call->fail(verified.status());
+    if (!verified->user) return fail_authentication(call, verified->known_id, "password");
     const std::string token = proj::new_token();
     const TimeUs expires = now() + static_cast<TimeUs>(options_.token_lifetime.count()) * 1'000'000;
-    call->caller = Caller{**user, proj::token_digest(token)};
-    auto draft = proj::identity::login_succeeded((**user).id, call->device_id(),
+    call->caller = Caller{std::move(*verified->user), proj::token_digest(token)};
+    auto draft = proj::identity::login_succeeded(call->user_id(), call->device_id(),
                                                   proj::token_digest(token), expires, "password",
                                                   call->context.remote_address);
     // The token works once its session is durable; only then does the client get it.

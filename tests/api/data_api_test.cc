@@ -91,6 +91,9 @@ TEST_F(ApiTest, CaseReadsAreRecordedWithAddressAndEndpointBeforeTheyAreAnswered)
   auto changes = aud->get("/v1/projects/clinic-a/audit/changes?case=" + c);
   ASSERT_EQ(changes.status, 200U) << changes.body;
   EXPECT_EQ(changes.json().at("changes").as_array().size(), 2U);
+  EXPECT_EQ(aud->get("/v1/projects/clinic-a/audit/access?case=nope").status, 400U);
+  EXPECT_EQ(aud->get("/v1/projects/clinic-a/audit/changes?from=yesterday").status, 400U);
+  EXPECT_EQ(aud->get("/v1/projects/clinic-a/audit/access?to=2026-13-45").status, 400U);
   auto by_auditor = aud->get("/v1/projects/clinic-a/audit/access?user=" + ids_["aud"]);
   EXPECT_EQ(by_auditor.json().at("reads").as_array().size(), 1U) << by_auditor.body;
 }
