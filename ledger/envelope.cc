@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::string_view kAadLabel = "trail/event/v1";
 constexpr std::string_view kBodyLabel = "trail/body/v1";
-constexpr std::uint16_t kKindCount = 21;     // Kinds known to this build (schema/event.capnp).
+constexpr std::uint16_t kKindCount = 28;     // Kinds known to this build (schema/event.capnp).
 constexpr std::uint16_t kChannelCount = 5;
 constexpr std::uint16_t kCipherCount = 2;
 
@@ -42,6 +42,13 @@ constexpr KindName kKindNames[] = {
     {schema::Kind::POLICY_CHANGED, "policy.changed"},
     {schema::Kind::KEY_SHREDDED, "key.shredded"},
     {schema::Kind::PROJECT_CREATED, "project.created"},
+    {schema::Kind::ORG_UNIT_ADDED, "org_unit.added"},
+    {schema::Kind::SCOPES_CHANGED, "scopes.changed"},
+    {schema::Kind::ROLE_DEFINED, "role.defined"},
+    {schema::Kind::CASE_TYPE_CHANGED, "case_type.changed"},
+    {schema::Kind::TOTP_ENROLLED, "totp.enrolled"},
+    {schema::Kind::TOTP_CONFIRMED, "totp.confirmed"},
+    {schema::Kind::ACCOUNT_LOCKED, "account.locked"},
 };
 static_assert(std::size(kKindNames) == kKindCount);
 

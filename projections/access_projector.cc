@@ -1,6 +1,7 @@
 #include "projections/access_projector.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <utility>
 
@@ -10,6 +11,7 @@
 #include <sodium.h>
 
 #include "ledger/assert.h"
+#include "projections/identity.h"
 #include "projections/row_codec.h"
 #include "projections/view_keys.h"
 
@@ -24,16 +26,28 @@ using view::add_time;
 using view::add_u64;
 using view::time_at;
 
-enum TableIndex : std::size_t { kReads, kByCase, kByReader, kByTime };
+enum TableIndex : std::size_t { kReads, kByCase, kByReader, kByTime, kGrants };
 constexpr const char* kTableNames[] = {"access.reads", "access.by_case", "access.by_reader",
-                                       "access.by_time"};
-constexpr std::uint8_t kRowVersion = 2;  // 2: address and endpoint.
+                                       "access.by_time", "access.grants"};
+// 2: address and endpoint. 3: outside_capture, grant and grant_expires_us (2 still decodes).
+constexpr std::uint8_t kRowVersion = 3;
+constexpr std::uint8_t kRowVersionV2 = 2;
+constexpr std::uint8_t kGrantVersion = 1;
+constexpr std::string_view kBreakGlassWhat = "break_glass";
 
 // ---- keys ----
 
 std::string row_key(std::string_view project, std::uint64_t seq) {
   std::string k = pk(project);
   add_u64(k, seq);
+  return k;
+}
+
+// (project, case id, reader): the key of a grant.
+std::string grant_key(std::string_view project, const EventId& case_id, std::string_view reader) {
+  std::string k = pk(project);
+  add_id(k, case_id);
+  add_text(k, reader);
   return k;
 }
 
@@ -58,7 +72,22 @@ std::string encode_row(const AccessRow& row) {
   w.id(row.event_id);
   w.text(row.address);
   w.text(row.endpoint);
+  w.flag(row.outside_capture);
+  w.flag(row.grant.has_value());
+  if (row.grant) w.id(*row.grant);
+  w.i64(row.grant_expires_us);
   return w.take();
+}
+
+// Version 3's tail: outside_capture, a grant flag and the grant, grant_expires_us.
+bool decode_row_v3_tail(Reader& r, AccessRow& row) {
+  bool has_grant = false;
+  if (!r.flag(row.outside_capture) || !r.flag(has_grant)) return false;
+  if (has_grant) {
+    row.grant.emplace();
+    if (!r.id(*row.grant)) return false;
+  }
+  return r.i64(row.grant_expires_us);
 }
 
 Result<AccessRow> decode_row(std::string_view bytes) {
@@ -67,18 +96,49 @@ Result<AccessRow> decode_row(std::string_view bytes) {
   std::uint8_t version = 0;
   std::uint32_t channel = 0;
   std::uint32_t count = 0;
-  bool ok = r.u8(version) && version == kRowVersion && r.u64(row.seq) &&
-            r.i64(row.server_time_us) && r.i64(row.client_time_us) && r.text(row.reader) &&
-            r.text(row.device_id) && r.u32(channel) && r.text(row.what) && r.text(row.reason) &&
-            r.u32(count) && count <= bytes.size() / 16;
+  bool ok = r.u8(version) && (version == kRowVersion || version == kRowVersionV2) &&
+            r.u64(row.seq) && r.i64(row.server_time_us) && r.i64(row.client_time_us) &&
+            r.text(row.reader) && r.text(row.device_id) && r.u32(channel) && r.text(row.what) &&
+            r.text(row.reason) && r.u32(count) && count <= bytes.size() / 16;
   if (ok) {
     row.subjects.resize(count);
     for (auto& s : row.subjects) ok = ok && r.id(s);
-    ok = ok && r.id(row.event_id) && r.text(row.address) && r.text(row.endpoint) && r.done();
+    ok = ok && r.id(row.event_id) && r.text(row.address) && r.text(row.endpoint);
+    if (version == kRowVersion) ok = ok && decode_row_v3_tail(r, row);
+    ok = ok && r.done();
   }
   if (!ok) return Status::error(Code::kCorrupt, "access row does not decode");
   row.channel = static_cast<schema::Channel>(channel);
   return row;
+}
+
+// ---- grant codec: a version byte, expires_us, the event id ----
+
+std::string encode_grant(const Grant& grant) {
+  Writer w;
+  w.u8(kGrantVersion);
+  w.i64(grant.expires_us);
+  w.id(grant.event_id);
+  return w.take();
+}
+
+Result<Grant> decode_grant(std::string_view bytes) {
+  Reader r{bytes};
+  Grant grant;
+  std::uint8_t version = 0;
+  const bool ok = r.u8(version) && version == kGrantVersion && r.i64(grant.expires_us) &&
+                  r.id(grant.event_id) && r.done();
+  if (!ok) return Status::error(Code::kCorrupt, "access grant does not decode");
+  return grant;
+}
+
+// A decimal integer without sign, as break_glass.granted writes expires_us.
+std::optional<TimeUs> parse_time_us(std::string_view text) {
+  if (text.empty() || text.front() < '0' || text.front() > '9') return std::nullopt;
+  TimeUs value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  return value;
 }
 
 // ---- sealing ----
@@ -89,6 +149,85 @@ std::string aad_for(std::size_t table, std::string_view key) {
 
 capnp::Text::Reader text(std::string_view s) { return {s.data(), s.size()}; }
 std::string str(capnp::Text::Reader t) { return {t.begin(), t.size()}; }
+
+// ---- folding ----
+
+// The header fields every row takes from its event.
+AccessRow header_row(const ledger::AppendedEvent& event) {
+  const ledger::EventDraft& draft = *event.draft;
+  AccessRow row;
+  row.seq = event.seq;
+  row.server_time_us = event.server_time_us;
+  row.client_time_us = draft.client_time_us;
+  row.reader = draft.actor;
+  row.device_id = draft.device_id;
+  row.channel = draft.channel;
+  row.event_id = draft.event_id;
+  return row;
+}
+
+// A record.read event: the payload's fields when it decodes, then the envelope subject when it
+// is not among the payload's subjects.
+void fold_read(const ledger::EventDraft& draft, AccessRow& row) {
+  if (auto read = decode_record_read(draft.payload); read.is_ok()) {
+    row.what = std::move(read->what);
+    row.reason = std::move(read->reason);
+    row.address = std::move(read->address);
+    row.endpoint = std::move(read->endpoint);
+    row.subjects = std::move(read->subjects);
+    row.outside_capture = read->outside_capture;
+    row.grant = read->grant;
+  }
+  if (draft.subject &&
+      std::find(row.subjects.begin(), row.subjects.end(), *draft.subject) == row.subjects.end()) {
+    row.subjects.push_back(*draft.subject);
+  }
+}
+
+// A break_glass.granted event: its row, and the grant it makes (nullopt when it makes none: the
+// payload does not decode, expires_us is missing or not a decimal, or there is no subject).
+std::optional<Grant> fold_grant(const ledger::EventDraft& draft, AccessRow& row) {
+  row.what = kBreakGlassWhat;
+  if (draft.subject) row.subjects.push_back(*draft.subject);
+  auto change = decode_account_change(draft.payload);
+  if (!change.is_ok() || !draft.subject) return std::nullopt;
+  const auto& detail = change->detail;
+  const auto expires_it = detail.find("expires_us");
+  if (expires_it == detail.end()) return std::nullopt;
+  const std::optional<TimeUs> expires_us = parse_time_us(expires_it->second);
+  if (!expires_us) return std::nullopt;
+  if (auto it = detail.find("reason"); it != detail.end()) row.reason = it->second;
+  if (auto it = detail.find("address"); it != detail.end()) row.address = it->second;
+  row.grant_expires_us = *expires_us;
+  return Grant{draft.event_id, *expires_us};
+}
+
+// Seals and stores `row` and its by-case, by-reader and by-time index entries.
+Status put_row(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event,
+               const AccessRow& row) {
+  TRAIL_ASSERT(row.seq == event.seq);
+  const std::string rkey = row_key(event.project, event.seq);
+  TRAIL_TRY(tables.put(kReads, as_bytes(rkey),
+                       as_bytes(event.key->seal_deterministic(as_bytes(aad_for(kReads, rkey)),
+                                                              as_bytes(encode_row(row))))));
+  // Putting the same key twice (a subject named twice) stores it once.
+  for (const auto& subject : row.subjects) {
+    std::string k = pk(event.project);
+    add_id(k, subject);
+    add_time(k, event.server_time_us);
+    add_u64(k, event.seq);
+    TRAIL_TRY(tables.put(kByCase, as_bytes(k), {}));
+  }
+  std::string by_reader = pk(event.project);
+  add_text(by_reader, row.reader);
+  add_time(by_reader, event.server_time_us);
+  add_u64(by_reader, event.seq);
+  TRAIL_TRY(tables.put(kByReader, as_bytes(by_reader), {}));
+  std::string by_time = pk(event.project);
+  add_time(by_time, event.server_time_us);
+  add_u64(by_time, event.seq);
+  return tables.put(kByTime, as_bytes(by_time), {});
+}
 
 }  // namespace
 
@@ -103,6 +242,8 @@ std::string encode_record_read(const RecordReadData& read) {
   out.setReason(text(read.reason));
   out.setAddress(text(read.address));
   out.setEndpoint(text(read.endpoint));
+  out.setOutsideCapture(read.outside_capture);
+  if (read.grant) out.setGrant({read.grant->data(), read.grant->size()});
   const auto words = capnp::messageToFlatArray(message);
   const auto bytes = words.asBytes();
   return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
@@ -124,6 +265,13 @@ Result<RecordReadData> decode_record_read(std::string_view payload) {
     out.reason = str(read.getReason());
     out.address = str(read.getAddress());
     out.endpoint = str(read.getEndpoint());
+    out.outside_capture = read.getOutsideCapture();
+    if (read.hasGrant() && read.getGrant().size() != 0) {
+      const auto grant = read.getGrant();
+      if (grant.size() != 16) return Status::error(Code::kCorrupt, "grant is not 16 bytes");
+      out.grant.emplace();
+      std::memcpy(out.grant->data(), grant.begin(), 16);
+    }
     for (const auto subject : read.getSubjects()) {
       if (subject.size() != 16) return Status::error(Code::kCorrupt, "subject is not 16 bytes");
       EventId id{};
@@ -149,8 +297,11 @@ ledger::EventDraft make_record_read(std::string actor, std::string device_id,
                                     schema::Channel channel, std::string what,
                                     std::vector<EventId> subjects, std::string reason,
                                     TimeUs client_time, const EventId& event_id) {
-  return make_record_read(std::move(actor), std::move(device_id), channel,
-                          RecordReadData{std::move(what), std::move(subjects), std::move(reason), {}, {}},
+  RecordReadData read;
+  read.what = std::move(what);
+  read.subjects = std::move(subjects);
+  read.reason = std::move(reason);
+  return make_record_read(std::move(actor), std::move(device_id), channel, std::move(read),
                           client_time, event_id);
 }
 
@@ -177,49 +328,25 @@ Status AccessProjector::apply(ledger::ProjectionTables& tables,
                               const ledger::AppendedEvent& event) {
   TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
   const ledger::EventDraft& draft = *event.draft;
-  if (draft.kind != schema::Kind::RECORD_READ) return Status::ok();
-
-  AccessRow row;
-  row.seq = event.seq;
-  row.server_time_us = event.server_time_us;
-  row.client_time_us = draft.client_time_us;
-  row.reader = draft.actor;
-  row.device_id = draft.device_id;
-  row.channel = draft.channel;
-  row.event_id = draft.event_id;
-  if (auto read = decode_record_read(draft.payload); read.is_ok()) {
-    row.what = std::move(read->what);
-    row.reason = std::move(read->reason);
-    row.address = std::move(read->address);
-    row.endpoint = std::move(read->endpoint);
-    row.subjects = std::move(read->subjects);
+  if (draft.kind != schema::Kind::RECORD_READ &&
+      draft.kind != schema::Kind::BREAK_GLASS_GRANTED) {
+    return Status::ok();
   }
-  if (draft.subject &&
-      std::find(row.subjects.begin(), row.subjects.end(), *draft.subject) == row.subjects.end()) {
-    row.subjects.push_back(*draft.subject);
+  AccessRow row = header_row(event);
+  if (draft.kind == schema::Kind::RECORD_READ) {
+    fold_read(draft, row);
+    return put_row(tables, event, row);
   }
-
-  const std::string rkey = row_key(event.project, event.seq);
-  TRAIL_TRY(tables.put(kReads, as_bytes(rkey),
-                       as_bytes(event.key->seal_deterministic(as_bytes(aad_for(kReads, rkey)),
-                                                              as_bytes(encode_row(row))))));
-  // Putting the same key twice (a subject named twice) stores it once.
-  for (const auto& subject : row.subjects) {
-    std::string k = pk(event.project);
-    add_id(k, subject);
-    add_time(k, event.server_time_us);
-    add_u64(k, event.seq);
-    TRAIL_TRY(tables.put(kByCase, as_bytes(k), {}));
-  }
-  std::string by_reader = pk(event.project);
-  add_text(by_reader, draft.actor);
-  add_time(by_reader, event.server_time_us);
-  add_u64(by_reader, event.seq);
-  TRAIL_TRY(tables.put(kByReader, as_bytes(by_reader), {}));
-  std::string by_time = pk(event.project);
-  add_time(by_time, event.server_time_us);
-  add_u64(by_time, event.seq);
-  return tables.put(kByTime, as_bytes(by_time), {});
+  const std::optional<Grant> grant = fold_grant(draft, row);
+  TRAIL_TRY(put_row(tables, event, row));
+  if (!grant) return Status::ok();
+  TRAIL_ASSERT(draft.subject.has_value());
+  TRAIL_ASSERT(grant->event_id == draft.event_id);
+  // A later grant of the same case to the same reader replaces this one.
+  const std::string gkey = grant_key(event.project, *draft.subject, draft.actor);
+  return tables.put(kGrants, as_bytes(gkey),
+                    as_bytes(event.key->seal_deterministic(as_bytes(aad_for(kGrants, gkey)),
+                                                           as_bytes(encode_grant(*grant)))));
 }
 
 Result<std::vector<AccessRow>> AccessProjector::reads(const ledger::Ledger& ledger,
@@ -275,6 +402,28 @@ Result<std::vector<AccessRow>> AccessProjector::reads(const ledger::Ledger& ledg
     }));
     return inner;
   }));
+  return out;
+}
+
+Result<std::optional<Grant>> AccessProjector::grant(const ledger::Ledger& ledger,
+                                                    std::string_view project,
+                                                    const EventId& case_id,
+                                                    std::string_view reader,
+                                                    TimeUs now_us) const {
+  std::optional<Grant> out;
+  TRAIL_ASSIGN_OR_RETURN(auto key, view::project_key(ledger, project));
+  if (key == nullptr) return out;
+  const std::string gkey = grant_key(project, case_id, reader);
+  TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
+    TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kGrants, as_bytes(gkey)));
+    if (!stored) return Status::ok();
+    std::string plain;
+    TRAIL_TRY(key->open_deterministic(as_bytes(aad_for(kGrants, gkey)), *stored, plain));
+    TRAIL_ASSIGN_OR_RETURN(auto grant, decode_grant(plain));
+    if (grant.expires_us > now_us) out = grant;
+    return Status::ok();
+  }));
+  if (out) TRAIL_ASSERT(out->expires_us > now_us);
   return out;
 }
 

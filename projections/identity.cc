@@ -3,6 +3,7 @@
 // in identity_projector.cc.
 #include "projections/identity.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <utility>
@@ -60,6 +61,15 @@ ledger::EventDraft draft(schema::Kind kind, std::string actor, schema::Channel c
   return d;
 }
 
+std::string join(const std::set<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += ',';
+    out += item;
+  }
+  return out;
+}
+
 std::string token_text(const std::optional<Digest>& token) {
   return token ? to_hex(*token) : std::string();
 }
@@ -81,6 +91,10 @@ std::optional<Role> parse_role(std::string_view name) {
     if (r.name == name) return r.role;
   }
   return std::nullopt;
+}
+
+CaseReach reach_of(Role role) {
+  return role == Role::kMobileWorker ? CaseReach::kOwn : CaseReach::kScope;
 }
 
 std::uint32_t authorities_of(Role role) {
@@ -117,28 +131,81 @@ Status validate_user_name(std::string_view name) {
 bool UserRecord::is_system_admin() const {
   if (disabled) return false;
   const auto all = roles.find(std::string(kAllProjects));
-  return all != roles.end() && all->second.contains(Role::kSystemAdmin);
+  return all != roles.end() && all->second.contains(std::string(role_name(Role::kSystemAdmin)));
 }
 
-std::uint32_t UserRecord::authorities_in(std::string_view project) const {
-  if (disabled) return 0;
-  std::uint32_t out = 0;
-  for (const auto& where : {std::string(project), std::string(kAllProjects)}) {
-    const auto it = roles.find(where);
-    if (it == roles.end()) continue;
-    for (const Role role : it->second) out |= authorities_of(role);
+namespace {
+
+// The roles that count for `user` in `project`: the project's own grants, and the system-wide
+// ones unless the project keeps superusers out.
+template <typename Visit>
+void each_role(const UserRecord& user, std::string_view project,
+               const ProjectRecord* project_record, Visit visit) {
+  if (user.disabled) return;
+  if (const auto it = user.roles.find(std::string(project)); it != user.roles.end()) {
+    for (const auto& role : it->second) visit(role);
   }
+  if (project_record != nullptr && project_record->policy.restrict_superusers) return;
+  if (const auto it = user.roles.find(std::string(kAllProjects)); it != user.roles.end()) {
+    for (const auto& role : it->second) visit(role);
+  }
+}
+
+}  // namespace
+
+std::uint32_t UserRecord::authorities_in(std::string_view project,
+                                         const ProjectRecord* project_record) const {
+  std::uint32_t out = 0;
+  each_role(*this, project, project_record, [&](const std::string& role_text) {
+    if (const auto role = parse_role(role_text)) {
+      out |= authorities_of(*role);
+    } else if (project_record != nullptr) {
+      if (const auto it = project_record->roles.find(role_text); it != project_record->roles.end()) {
+        out |= it->second.authorities;
+      }
+    }
+  });
   TRAIL_ASSERT((out & ~static_cast<std::uint32_t>(kAllAuthorities)) == 0);
   return out;
 }
 
-bool UserRecord::member_of(std::string_view project) const {
-  if (disabled) return false;
-  for (const auto& where : {std::string(project), std::string(kAllProjects)}) {
-    const auto it = roles.find(where);
-    if (it != roles.end() && !it->second.empty()) return true;
-  }
-  return false;
+bool UserRecord::member_of(std::string_view project, const ProjectRecord* project_record) const {
+  bool any = false;
+  each_role(*this, project, project_record, [&](const std::string&) { any = true; });
+  return any;
+}
+
+CaseReach UserRecord::reach_in(std::string_view project,
+                               const ProjectRecord& project_record) const {
+  CaseReach out = CaseReach::kOwn;
+  each_role(*this, project, &project_record, [&](const std::string& role_text) {
+    CaseReach reach = CaseReach::kOwn;
+    if (const auto role = parse_role(role_text)) {
+      reach = reach_of(*role);
+    } else if (const auto it = project_record.roles.find(role_text); it != project_record.roles.end()) {
+      reach = it->second.reach;
+    }
+    if (reach > out) out = reach;
+  });
+  return out;
+}
+
+Scopes UserRecord::scopes_in(std::string_view project) const {
+  const auto it = scopes.find(std::string(project));
+  return it == scopes.end() ? Scopes{} : it->second;
+}
+
+CaseAccess ProjectRecord::access_of(std::string_view case_type) const {
+  const auto it = case_types.find(std::string(case_type));
+  return it == case_types.end() ? CaseAccess::kOpen : it->second;
+}
+
+TimeUs Throttle::locked_until() const {
+  if (failures < kFreeFailures) return 0;
+  constexpr TimeUs kBase = 30'000'000;
+  constexpr TimeUs kMax = 3600'000'000;
+  const std::uint32_t doublings = std::min<std::uint32_t>(failures - kFreeFailures, 7);
+  return last_failure_us + std::min(kBase << doublings, kMax);
 }
 
 // ---- payload codec ----
@@ -219,6 +286,24 @@ ledger::EventDraft role_changed(std::string actor, schema::Channel channel,
                 {"role", std::string(role_name(role))}});
 }
 
+ledger::EventDraft role_changed(std::string actor, schema::Channel channel,
+                                std::string_view user_id, std::string_view project,
+                                std::string_view role, bool grant) {
+  if (const auto builtin = parse_role(role)) {
+    return role_changed(std::move(actor), channel, user_id, project, *builtin, grant);
+  }
+  return draft(schema::Kind::ROLE_CHANGED, std::move(actor), channel, user_id,
+               {{"op", grant ? "grant" : "revoke"},
+                {"project", std::string(project)},
+                {"role", std::string(role)}});
+}
+
+ledger::EventDraft roles_set(std::string actor, schema::Channel channel, std::string_view user_id,
+                             std::string_view project, const std::set<std::string>& roles) {
+  return draft(schema::Kind::ROLE_CHANGED, std::move(actor), channel, user_id,
+               {{"op", "set"}, {"project", std::string(project)}, {"roles", join(roles)}});
+}
+
 ledger::EventDraft password_changed(std::string actor, schema::Channel channel,
                                     std::string_view user_id, std::string_view password_hash) {
   return draft(schema::Kind::PASSWORD_CHANGED, std::move(actor), channel, user_id,
@@ -227,33 +312,110 @@ ledger::EventDraft password_changed(std::string actor, schema::Channel channel,
 
 ledger::EventDraft login_succeeded(std::string_view user_id, std::string device_id,
                                    const std::optional<Digest>& token, TimeUs expires_us,
-                                   std::string_view method, std::string_view address) {
+                                   std::string_view method, std::string_view address,
+                                   std::map<std::string, std::string> second_factor) {
+  second_factor["address"] = std::string(address);
+  second_factor["expires_us"] = std::to_string(expires_us);
+  second_factor["method"] = std::string(method);
+  second_factor["token"] = token_text(token);
   auto d = draft(schema::Kind::LOGIN_SUCCEEDED, std::string(user_id), schema::Channel::API,
-                 user_id,
-                 {{"address", std::string(address)},
-                  {"expires_us", std::to_string(expires_us)},
-                  {"method", std::string(method)},
-                  {"token", token_text(token)}});
+                 user_id, std::move(second_factor));
   d.device_id = std::move(device_id);
   return d;
 }
 
 ledger::EventDraft login_failed(std::string_view user_id, std::string device_id,
-                                std::string_view address, std::string_view reason) {
+                                std::string_view address, std::string_view reason,
+                                std::string_view name_tag) {
+  std::map<std::string, std::string> detail{{"address", std::string(address)},
+                                            {"reason", std::string(reason)}};
+  if (!name_tag.empty()) detail["name_tag"] = std::string(name_tag);
   auto d = draft(schema::Kind::LOGIN_FAILED,
                  user_id.empty() ? std::string("anonymous") : std::string(user_id),
-                 schema::Channel::API, user_id,
-                 {{"address", std::string(address)}, {"reason", std::string(reason)}});
+                 schema::Channel::API, user_id, std::move(detail));
   d.device_id = std::move(device_id);
   return d;
 }
 
 ledger::EventDraft session_ended(std::string_view user_id, std::string device_id,
-                                 const Digest& token) {
+                                 const Digest& token, std::string_view reason) {
   auto d = draft(schema::Kind::SESSION_ENDED, std::string(user_id), schema::Channel::API, user_id,
-                 {{"token", to_hex(token)}});
+                 {{"reason", std::string(reason)}, {"token", to_hex(token)}});
   d.device_id = std::move(device_id);
   return d;
+}
+
+ledger::EventDraft account_locked(std::string_view user_id, std::string_view what,
+                                  TimeUs until_us, std::uint32_t failures,
+                                  std::string_view address) {
+  return draft(schema::Kind::ACCOUNT_LOCKED,
+               user_id.empty() ? std::string("anonymous") : std::string(user_id),
+               schema::Channel::API, user_id,
+               {{"address", std::string(address)},
+                {"failures", std::to_string(failures)},
+                {"until_us", std::to_string(until_us)},
+                {"what", std::string(what)}});
+}
+
+ledger::EventDraft org_unit_added(std::string actor, schema::Channel channel,
+                                  std::string_view project, std::string_view unit,
+                                  std::string_view name, std::string_view parent) {
+  return draft(schema::Kind::ORG_UNIT_ADDED, std::move(actor), channel, "",
+               {{"name", std::string(name)},
+                {"parent", std::string(parent)},
+                {"project", std::string(project)},
+                {"unit", std::string(unit)}});
+}
+
+ledger::EventDraft scopes_changed(std::string actor, schema::Channel channel,
+                                  std::string_view user_id, std::string_view project,
+                                  const std::map<std::string, Scope>& fields) {
+  std::map<std::string, std::string> detail{{"project", std::string(project)}};
+  for (const auto& [name, scope] : fields) detail[name] = scope.all ? "*" : join(scope.units);
+  return draft(schema::Kind::SCOPES_CHANGED, std::move(actor), channel, user_id,
+               std::move(detail));
+}
+
+ledger::EventDraft role_defined(std::string actor, schema::Channel channel,
+                                std::string_view project, std::string_view role,
+                                const RoleDefinition& definition) {
+  const auto names = authority_names(definition.authorities);
+  return draft(schema::Kind::ROLE_DEFINED, std::move(actor), channel, "",
+               {{"authorities", join(std::set<std::string>(names.begin(), names.end()))},
+                {"project", std::string(project)},
+                {"reach", std::string(reach_name(definition.reach))},
+                {"role", std::string(role)}});
+}
+
+ledger::EventDraft case_type_changed(std::string actor, schema::Channel channel,
+                                     std::string_view project, std::string_view case_type,
+                                     CaseAccess access) {
+  return draft(schema::Kind::CASE_TYPE_CHANGED, std::move(actor), channel, "",
+               {{"access", std::string(case_access_name(access))},
+                {"case_type", std::string(case_type)},
+                {"project", std::string(project)}});
+}
+
+ledger::EventDraft policy_changed(std::string actor, schema::Channel channel,
+                                  std::string_view project,
+                                  const std::map<std::string, std::string>& fields) {
+  auto detail = fields;
+  detail["project"] = std::string(project);
+  return draft(schema::Kind::POLICY_CHANGED, std::move(actor), channel, "", std::move(detail));
+}
+
+ledger::EventDraft totp_enrolled(std::string_view user_id, std::string_view secret_base32) {
+  return draft(schema::Kind::TOTP_ENROLLED, std::string(user_id), schema::Channel::API, user_id,
+               {{"secret", std::string(secret_base32)}});
+}
+
+ledger::EventDraft totp_confirmed(std::string_view user_id,
+                                  const std::vector<std::string>& recovery_digests,
+                                  std::uint64_t step) {
+  return draft(schema::Kind::TOTP_CONFIRMED, std::string(user_id), schema::Channel::API, user_id,
+               {{"recovery", join(std::set<std::string>(recovery_digests.begin(),
+                                                        recovery_digests.end()))},
+                {"totp_step", std::to_string(step)}});
 }
 
 std::string new_user_id() { return format_uuid(random_event_id()); }

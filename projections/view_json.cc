@@ -73,6 +73,10 @@ boost::json::object access_json(const AccessRow& r) {
   for (const auto& id : r.subjects) subjects.push_back(json::value(format_uuid(id)));
   out["subjects"] = std::move(subjects);
   out["event_id"] = format_uuid(r.event_id);
+  out["outside_capture"] = r.outside_capture;
+  if (r.grant) out["grant"] = format_uuid(*r.grant);
+  // Only break_glass rows that made a grant have an expiry.
+  if (r.grant_expires_us != 0) out["expires_at"] = format_rfc3339(r.grant_expires_us);
   return out;
 }
 

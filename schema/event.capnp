@@ -29,6 +29,13 @@ enum Kind {
   policyChanged @18;
   keyShredded @19;
   projectCreated @20;    # a project space was opened (in `_system`)
+  orgUnitAdded @21;      # an organisation unit joined a project's tree (in `_system`)
+  scopesChanged @22;     # a user's capture/search/analytics units in a project (in `_system`)
+  roleDefined @23;       # a project's custom role and its authorities (in `_system`)
+  caseTypeChanged @24;   # a case type's break-the-glass level (in `_system`)
+  totpEnrolled @25;      # a two-factor secret issued, not yet confirmed (in `_system`)
+  totpConfirmed @26;     # two-factor log-in switched on, recovery codes issued (in `_system`)
+  accountLocked @27;     # log-in throttling engaged for an account or an address (in `_system`)
 }
 
 enum Channel {
@@ -104,6 +111,8 @@ struct RecordRead {
   reason @2 :Text;
   address @3 :Text;          # the reader's network address, when read over the network
   endpoint @4 :Text;         # how: "GET /v1/projects/{p}/cases/{id}", "trailctl case show" ...
+  outsideCapture @5 :Bool;   # audited case types: the reader's capture scope does not hold it
+  grant @6 :Data;            # 16 bytes: the break-the-glass grant the read relied on, or empty
 }
 
 struct AccountChange {

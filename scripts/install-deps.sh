@@ -16,6 +16,7 @@ packages=(
   libgtest-dev libgmock-dev                # tests
   libbenchmark-dev                         # micro-benchmarks
   libpugixml-dev                           # XForm / CaseXML submissions (projections/intake)
+  libzxcvbn-dev                            # password strength estimate (zxcvbn)
 )
 
 missing=()

@@ -178,6 +178,19 @@ void Api::dispatch(const CallPtr& call) {
       {"/v1/projects/{p}/ledger/head", http::verb::get, true, &Api::ledger_head},
       {"/v1/projects/{p}/ledger/events", http::verb::get, true, &Api::ledger_events},
       {"/v1/projects/{p}/sync", http::verb::get, true, &Api::sync},
+      {"/v1/auth/password", http::verb::post, true, &Api::password_change},
+      {"/v1/auth/totp/enroll", http::verb::post, true, &Api::totp_enroll},
+      {"/v1/auth/totp/confirm", http::verb::post, true, &Api::totp_confirm},
+      {"/v1/projects/{p}/org-units", http::verb::post, true, &Api::org_unit_add},
+      {"/v1/projects/{p}/users/{id}/scopes", http::verb::put, true, &Api::user_scopes_put},
+      {"/v1/projects/{p}/users/{id}/roles", http::verb::put, true, &Api::user_roles_put},
+      {"/v1/projects/{p}/roles/{id}", http::verb::put, true, &Api::role_put},
+      {"/v1/projects/{p}/case-types/{id}", http::verb::put, true, &Api::case_type_put},
+      {"/v1/projects/{p}/policy", http::verb::get, true, &Api::policy_get},
+      {"/v1/projects/{p}/policy", http::verb::put, true, &Api::policy_put},
+      {"/v1/projects/{p}/cases/{id}/break-glass", http::verb::post, true, &Api::break_glass},
+      {"/v1/audit/security", http::verb::get, true, &Api::security_audit},
+      {"/v1/projects/{p}/audit/security", http::verb::get, true, &Api::security_audit},
     };
   const RouteSpec* matched = nullptr;
   std::string allowed;
@@ -272,10 +285,26 @@ void Api::authenticate(const CallPtr& call, std::function<void()> next) {
     return call->reply(std::move(response));
   }
   if (credentials->scheme == "bearer") {
-    auto session = views_.identity->session(ledger_, proj::token_digest(credentials->token), now());
+    const Digest digest = proj::token_digest(credentials->token);
+    auto session = views_.identity->session(ledger_, digest, now());
     if (!session.is_ok()) return call->fail(session.status());
     if (!*session) return fail_authentication(call, "", "token");
-    call->caller = Caller{std::move((*session)->user), proj::token_digest(credentials->token)};
+    const TimeUs at = now();
+    TimeUs idle_since = (*session)->issued_us;
+    {
+      std::lock_guard lock{seen_mutex_};
+      auto [it, fresh] = last_seen_.try_emplace(std::string(as_chars(digest)), idle_since);
+      if (!fresh) idle_since = it->second;
+      const TimeUs idle_max = std::chrono::duration_cast<std::chrono::microseconds>(
+                                  options_.idle_timeout).count();
+      if (at - idle_since > idle_max) {
+        last_seen_.erase(it);
+        return end_session(call, **session, digest, "idle");
+      }
+      it->second = at;
+    }
+    call->caller = Caller{std::move((*session)->user), digest, (*session)->two_factor,
+                          (*session)->issued_us, idle_since};
     return next();
   }
   if (!call->context.tls && !call->context.loopback) {
@@ -322,12 +351,16 @@ void Api::authenticate_basic(const CallPtr& call, std::string name, std::string 
     std::lock_guard lock{cache_mutex_};
     basic_cache_.erase(cache_key);
   }
+  std::string tag;
+  if (!check_throttle(call, name, tag)) return;
   boost::asio::post(password_pool_, [this, call, name = std::move(name),
                                      password = std::move(password), cache_key,
-                                     next = std::move(next)]() mutable {
+                                     tag = std::move(tag), next = std::move(next)]() mutable {
     auto verified = verify_credentials(name, password);
     if (!verified.is_ok()) return call->fail(verified.status());
-    if (!verified->user) return fail_authentication(call, verified->known_id, "basic");
+    if (!verified->user) return fail_login(call, verified->known_id, "basic", tag);
+    // HTTP Basic carries no second factor: an account with one uses a bearer token.
+    if (verified->user->two_factor()) return fail_login(call, verified->known_id, "basic_2fa", tag);
     const proj::UserRecord& user = *verified->user;
     {
       std::lock_guard lock{cache_mutex_};
@@ -386,32 +419,77 @@ void Api::fail_authentication(const CallPtr& call, const std::string& user_id,
 // ---- authorisation ----
 
 bool Api::authorize(const CallPtr& call, std::uint32_t authority) {
-  const auto& user = call->caller->user;
+  const auto& caller = *call->caller;
   auto project = views_.identity->project(ledger_, call->project);
   if (!project.is_ok()) {
     call->fail(project.status());
     return false;
   }
-  if (!*project || !user.member_of(call->project)) {
+  if (!*project || !caller.user.member_of(call->project, &**project)) {
     call->error(http::status::not_found, "not_found", "no such project");
     return false;
   }
-  if ((user.authorities_in(call->project) & authority) != authority) {
+  const proj::ProjectPolicy& policy = (*project)->policy;
+  if (caller.token) {
+    // The project's own session limits, tighter than the server's.
+    const TimeUs at = now();
+    const TimeUs idle_max = policy.idle_timeout_minutes * 60'000'000;
+    const TimeUs life_max = policy.session_max_hours * 3600'000'000;
+    if (at - caller.idle_since_us > idle_max || at - caller.issued_us > life_max) {
+      call->error(http::status::unauthorized, "session_expired",
+                  "this project's session limit has passed; log in again");
+      return false;
+    }
+  }
+  if (policy.require_2fa && !caller.two_factor) {
+    call->error(http::status::forbidden, "totp_required",
+                caller.user.two_factor()
+                    ? "this project requires two-factor log-in: log in with your code"
+                    : "this project requires two-factor log-in: enrol at "
+                      "POST /v1/auth/totp/enroll, then log in with your code");
+    return false;
+  }
+  call->project_record = std::move(**project);
+  call->gate.emplace(caller.user, call->project, *call->project_record,
+                     [this, project_id = call->project](std::string_view owner) {
+                       return owner_units(project_id, owner);
+                     });
+  if ((call->gate->authorities() & authority) != authority) {
     call->error(http::status::forbidden, "forbidden", "your roles in this project do not allow this");
     return false;
   }
   return true;
 }
 
-bool Api::own_cases_only(const Call& call) const {
-  const auto& user = call.caller->user;
-  if (user.is_system_admin()) return false;
-  auto it = user.roles.find(call.project);
-  if (it == user.roles.end()) return true;
-  for (auto role : it->second) {
-    if (role != proj::Role::kMobileWorker) return false;
-  }
-  return true;
+std::vector<std::string> Api::owner_units(const std::string& project, std::string_view owner) {
+  auto user = views_.identity->user_by_id(ledger_, owner);
+  if (!user.is_ok() || !*user) return {};  // Not a user: the case sits nowhere in the tree.
+  const proj::Scopes scopes = (*user)->scopes_in(project);
+  if (scopes.capture.all) return {};
+  return {scopes.capture.units.begin(), scopes.capture.units.end()};
+}
+
+void Api::append_then_answer(const CallPtr& call, std::string project,
+                             std::vector<ledger::EventDraft> drafts, http::status status,
+                             json::value body) {
+  for (auto& d : drafts) d.device_id = call->device_id();
+  ledger_.append_async(std::move(project), std::move(drafts),
+                       [call, status, body = std::move(body)](
+                           Result<std::vector<ledger::Receipt>> r) {
+                         if (!r.is_ok()) return call->fail(r.status());
+                         call->json(status, body);
+                       });
+}
+
+void Api::end_session(const CallPtr& call, const proj::SessionRecord& session,
+                      const Digest& token, std::string_view reason) {
+  auto draft = proj::identity::session_ended(session.user_id, call->device_id(), token, reason);
+  ledger_.append_async(std::string(ledger::kSystemProject), {std::move(draft)},
+                       [call](Result<std::vector<ledger::Receipt>> r) {
+                         if (!r.is_ok()) return call->fail(r.status());
+                         call->error(http::status::unauthorized, "session_expired",
+                                     "the session was idle too long; log in again");
+                       });
 }
 
 void Api::answer_after_read(const CallPtr& call, proj::RecordReadData read, Response response) {

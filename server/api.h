@@ -15,15 +15,28 @@
 //   GET  /v1/projects/{p}/audit/changes, .../audit/access
 //   GET  /v1/projects/{p}/ledger/head, .../ledger/events
 //   GET  /v1/projects/{p}/sync
+//   POST /v1/auth/password, /v1/auth/totp/enroll, /v1/auth/totp/confirm
+//   POST /v1/projects/{p}/org-units; PUT .../users/{name}/scopes, .../users/{name}/roles,
+//   PUT  .../roles/{name}, .../case-types/{type}; GET|PUT .../policy
+//   POST /v1/projects/{p}/cases/{id}/break-glass
+//   GET  /v1/audit/security (system admin), /v1/projects/{p}/audit/security
 // Authorisation: a project the caller is not a member of, or that does not exist, is 404
-// whatever the route; a missing authority in a project the caller belongs to is 403. Mobile
-// workers (no role beyond mobile_worker in the project) see only the cases they own.
+// whatever the route; a missing authority in a project the caller belongs to is 403. Cases are
+// gated by the caller's scopes and the case type's level (projections/case_gate.h): a case the
+// caller may not know of is 404, a protected one the caller may search but not read without
+// breaking the glass is 403 break_glass_required. A project that requires two-factor log-in
+// answers 403 totp_required to sessions without it; its idle and absolute session limits
+// answer 401 session_expired.
+// Log-in throttling: after Throttle::kFreeFailures failures an account name (known or not)
+// and a source address each wait, doubling; waiting callers get 429 throttled whoever they
+// name, without a password check, so status, body and time tell nothing of which names exist.
 //
 // Thread safety: handle() runs on any I/O thread; Argon2id checks run on a small pool of their
 // own so they never hold up I/O; append callbacks run on the ledger's completion thread.
 #pragma once
 
 #include <boost/asio/thread_pool.hpp>
+#include <boost/json/value.hpp>
 
 #include <array>
 #include <atomic>
@@ -32,6 +45,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <utility>
+#include <vector>
 #include <string>
 #include <unordered_map>
 
@@ -62,6 +78,7 @@ struct ApiOptions {
   std::size_t page_max = 1000;                // Largest page any list answers.
   std::size_t body_bytes_max = 16U << 20U;    // Announced to OpenRosa clients.
   unsigned password_threads = 2;              // Argon2id runs on its own pool.
+  std::chrono::minutes idle_timeout{30};      // Sessions idle longer end (and per project).
   std::function<TimeUs()> clock;              // Server time; default the system clock.
 };
 
@@ -97,6 +114,9 @@ class Api final : public Handler {
   void authenticate_basic(const CallPtr& call, std::string name, std::string password,
                           std::function<void()> next);
   void fail_authentication(const CallPtr& call, const std::string& user_id, std::string_view reason);
+  // Ends an idle session on record and answers 401 session_expired.
+  void end_session(const CallPtr& call, const proj::SessionRecord& session, const Digest& token,
+                   std::string_view reason);
   // Checks a name and password (Argon2id; an unknown or disabled user is checked against a
   // dummy hash, so it costs the same) and wipes the password. Runs on the password pool.
   struct Verified {
@@ -106,13 +126,29 @@ class Api final : public Handler {
   Result<Verified> verify_credentials(std::string_view name, std::string& password) const;
   // Checks project membership (404) and `authority` (403); answers itself and returns false
   // when the caller may not go on.
+  // On success, fills call->project_record and call->gate.
   bool authorize(const CallPtr& call, std::uint32_t authority);
-  bool own_cases_only(const Call& call) const;
+  // The capture units of a case owner who is a user of the call's project.
+  std::vector<std::string> owner_units(const std::string& project, std::string_view owner);
+  // Checks the case events of an append against the caller's capture scope; answers (403, or
+  // 404 for a case the caller may not know of) and returns false when one is outside it.
+  bool check_capture(const CallPtr& call, const std::vector<ledger::EventDraft>& drafts);
+  // Throttling of log-ins: answers 429 and returns false while the name or address waits.
+  // `tag` receives the name's keyed MAC for the failure record.
+  bool check_throttle(const CallPtr& call, std::string_view name, std::string& tag);
+  // Records a failed log-in (and a lock-out when it crosses the limit), then answers 401.
+  void fail_login(const CallPtr& call, const std::string& user_id, std::string_view reason,
+                  const std::string& tag);
   // The case {id} of the call's project when it exists and the caller may see it; otherwise
   // answers (404, the same for both) and returns nullopt.
-  std::optional<proj::CaseState> visible_case(const CallPtr& call);
+  // Fills `read` with the audit flags the case's level asks for (flagged read, the grant).
+  std::optional<proj::CaseState> visible_case(const CallPtr& call, proj::RecordReadData& read);
   // Appends a record.read for `read` and answers `response` once it is durable.
   void answer_after_read(const CallPtr& call, proj::RecordReadData read, Response response);
+  // Appends `drafts` to `project` and answers `body` with `status` once durable.
+  void append_then_answer(const CallPtr& call, std::string project,
+                          std::vector<ledger::EventDraft> drafts, http::status status,
+                          boost::json::value body);
 
   void metrics_get(const CallPtr& call);
   void login(const CallPtr& call);
@@ -131,6 +167,18 @@ class Api final : public Handler {
   void ledger_head(const CallPtr& call);
   void ledger_events(const CallPtr& call);
   void sync(const CallPtr& call);
+  void password_change(const CallPtr& call);
+  void totp_enroll(const CallPtr& call);
+  void totp_confirm(const CallPtr& call);
+  void org_unit_add(const CallPtr& call);
+  void user_scopes_put(const CallPtr& call);
+  void user_roles_put(const CallPtr& call);
+  void role_put(const CallPtr& call);
+  void case_type_put(const CallPtr& call);
+  void policy_get(const CallPtr& call);
+  void policy_put(const CallPtr& call);
+  void break_glass(const CallPtr& call);
+  void security_audit(const CallPtr& call);
 
   TimeUs now() const { return options_.clock(); }
 
@@ -142,6 +190,13 @@ class Api final : public Handler {
   std::array<std::uint8_t, 32> cache_key_{};  // Keys the Basic cache's credential hashes.
   mutable std::mutex cache_mutex_;
   std::unordered_map<std::string, BasicCacheEntry> basic_cache_;
+  // Bearer sessions: the time of each one's last request (idle time-outs). Kept in memory: after
+  // a restart a session counts as idle since it began (failing closed).
+  mutable std::mutex seen_mutex_;
+  std::unordered_map<std::string, TimeUs> last_seen_;
+  // TOTP steps being used by log-ins not yet durable, so one code cannot log in twice.
+  std::mutex totp_mutex_;
+  std::set<std::pair<std::string, std::uint64_t>> totp_in_flight_;
   std::atomic<std::size_t> in_flight_{0};
 };
 

@@ -49,6 +49,13 @@ Result<AuditQuery> audit_query(const std::map<std::string, std::string>& query) 
   return out;
 }
 
+// Reports cover the caller's analytics scope only: each row is kept when the unit of its owner
+// (or of its user's capture scope) lies inside it.
+template <typename Row>
+void keep_in_analytics(Api::Call& call, std::vector<Row>& rows, std::string Row::*owner) {
+  std::erase_if(rows, [&](const Row& row) { return !call.gate->in_analytics(row.*owner); });
+}
+
 }  // namespace
 
 void Api::report_get(const CallPtr& call) {
@@ -71,16 +78,19 @@ void Api::report_get(const CallPtr& call) {
     auto rows = views_.reports->submissions(ledger_, call->project, from->value_or(today - 29),
                                             to->value_or(today), filter);
     if (!rows.is_ok()) return call->fail(rows.status());
+    keep_in_analytics(*call, *rows, &proj::SubmissionRow::user);
     body = csv ? proj::to_csv(*rows) : proj::to_json(*rows);
   } else if (name == "cases") {
     if (Status s = check_known(call->query, {}); !s.is_ok()) return call->fail(s);
     auto rows = views_.reports->case_counts(ledger_, call->project);
     if (!rows.is_ok()) return call->fail(rows.status());
+    keep_in_analytics(*call, *rows, &proj::CaseCountRow::owner);
     body = csv ? proj::to_csv(*rows) : proj::to_json(*rows);
   } else if (name == "activity") {
     if (Status s = check_known(call->query, {}); !s.is_ok()) return call->fail(s);
     auto rows = views_.reports->activity(ledger_, call->project, now());
     if (!rows.is_ok()) return call->fail(rows.status());
+    keep_in_analytics(*call, *rows, &proj::ActivityRow::user);
     body = csv ? proj::to_csv(*rows) : proj::to_json(*rows);
   } else {
     return call->error(http::status::not_found, "not_found",
@@ -117,7 +127,10 @@ void Api::audit_changes(const CallPtr& call) {
   read.erase(std::unique(read.begin(), read.end()), read.end());
   json::object body{{"changes", std::move(entries)}, {"more", more}};
   // Changes show values: reading them is a read of personal data.
-  answer_after_read(call, proj::RecordReadData{"history", std::move(read), "", "", ""},
+  proj::RecordReadData record;
+  record.what = "history";
+  record.subjects = std::move(read);
+  answer_after_read(call, std::move(record),
                     json_response(call->request, http::status::ok, json::serialize(body)));
 }
 

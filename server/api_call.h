@@ -11,6 +11,7 @@
 #include <boost/json.hpp>
 
 #include "ledger/status.h"
+#include "projections/case_gate.h"
 #include "projections/identity.h"
 #include "server/api.h"
 #include "server/http.h"
@@ -21,6 +22,9 @@ namespace trail::server {
 struct Caller {
   proj::UserRecord user;
   std::optional<Digest> token;  // Set for bearer sessions.
+  bool two_factor = false;      // The session began with a TOTP or recovery code.
+  TimeUs issued_us = 0;         // When the session began (bearer sessions).
+  TimeUs idle_since_us = 0;     // The session's previous request (bearer sessions).
 };
 
 struct Api::Call {
@@ -33,6 +37,9 @@ struct Api::Call {
   std::string project;                       // {p}, when the route has one.
   std::string id;                            // {id} or {name}, when the route has one.
   std::optional<Caller> caller;
+  // Set by authorize() on project routes: the project and what the caller may do in it.
+  std::optional<proj::ProjectRecord> project_record;
+  std::optional<proj::CaseGate> gate;
   std::atomic<std::size_t>* in_flight = nullptr;
   bool answered = false;
 

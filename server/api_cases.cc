@@ -16,7 +16,7 @@ Response ok_json(const Api::Call& call, const json::value& body) {
 
 }  // namespace
 
-std::optional<proj::CaseState> Api::visible_case(const CallPtr& call) {
+std::optional<proj::CaseState> Api::visible_case(const CallPtr& call, proj::RecordReadData& read) {
   auto id = parse_uuid(call->id);
   if (!id) {
     call->error(http::status::not_found, "not_found", "no such case");
@@ -27,10 +27,30 @@ std::optional<proj::CaseState> Api::visible_case(const CallPtr& call) {
     call->fail(state.status());
     return std::nullopt;
   }
-  // A case the caller may not see is answered exactly as a case that does not exist.
-  if (!*state || (own_cases_only(*call) && (*state)->owner != call->user_id())) {
-    call->error(http::status::not_found, "not_found", "no such case");
-    return std::nullopt;
+  // A case the caller may not know of is answered exactly as a case that does not exist.
+  const auto verdict = *state ? call->gate->read((*state)->owner, (*state)->case_type)
+                              : proj::ReadVerdict::kHidden;
+  switch (verdict) {
+    case proj::ReadVerdict::kHidden:
+      call->error(http::status::not_found, "not_found", "no such case");
+      return std::nullopt;
+    case proj::ReadVerdict::kAllowFlagged: read.outside_capture = true; break;
+    case proj::ReadVerdict::kNeedsGrant: {
+      auto grant = views_.access->grant(ledger_, call->project, *id, call->user_id(), now());
+      if (!grant.is_ok()) {
+        call->fail(grant.status());
+        return std::nullopt;
+      }
+      if (!*grant) {
+        call->error(http::status::forbidden, "break_glass_required",
+                    "this case is protected: POST .../cases/{id}/break-glass with a reason first");
+        return std::nullopt;
+      }
+      read.outside_capture = true;
+      read.grant = (*grant)->event_id;
+      break;
+    }
+    case proj::ReadVerdict::kAllow: break;
   }
   return std::move(**state);
 }
@@ -38,26 +58,30 @@ std::optional<proj::CaseState> Api::visible_case(const CallPtr& call) {
 void Api::case_get(const CallPtr& call) {
   if (!authorize(call, proj::kViewCases)) return;
   if (Status s = check_known(call->query, {}); !s.is_ok()) return call->fail(s);
-  auto state = visible_case(call);
+  proj::RecordReadData read;
+  auto state = visible_case(call, read);
   if (!state) return;
-  const EventId id = state->case_id;
-  answer_after_read(call, proj::RecordReadData{"case", {id}, "", "", ""},
-                    ok_json(*call, proj::case_json(*state)));
+  read.what = "case";
+  read.subjects = {state->case_id};
+  answer_after_read(call, std::move(read), ok_json(*call, proj::case_json(*state)));
 }
 
 void Api::case_history(const CallPtr& call) {
   if (!authorize(call, proj::kViewCases)) return;
   if (Status s = check_known(call->query, {}); !s.is_ok()) return call->fail(s);
-  auto state = visible_case(call);
+  proj::RecordReadData read;
+  auto state = visible_case(call, read);
   if (!state) return;
   const EventId id = state->case_id;
+  read.what = "history";
+  read.subjects = {id};
   proj::HistoryFilter filter;
   filter.case_id = id;
   auto history = views_.cases->history(ledger_, call->project, filter, 0);
   if (!history.is_ok()) return call->fail(history.status());
   json::array entries;
   for (const auto& h : *history) entries.push_back(proj::history_json(h));
-  answer_after_read(call, proj::RecordReadData{"history", {id}, "", "", ""},
+  answer_after_read(call, std::move(read),
                     ok_json(*call, json::object{{"case_id", call->id}, {"history", std::move(entries)}}));
 }
 
@@ -70,7 +94,7 @@ void Api::cases_list(const CallPtr& call) {
   proj::CaseFilter filter;
   if (auto v = query_value(call->query, "type")) filter.case_type = *v;
   if (auto v = query_value(call->query, "owner")) filter.owner = *v;
-  if (own_cases_only(*call)) {
+  if (call->gate->reach() == proj::CaseReach::kOwn) {
     if (filter.owner && *filter.owner != call->user_id()) {
       return call->error(http::status::forbidden, "forbidden", "you may list only your own cases");
     }
@@ -95,6 +119,7 @@ void Api::cases_list(const CallPtr& call) {
   json::array cases;
   std::vector<EventId> ids;
   bool exhausted = false;
+  bool flagged = false;
   while (ids.size() < *limit && !exhausted) {
     auto page = views_.cases->list(ledger_, call->project, filter, after, *limit);
     if (!page.is_ok()) return call->fail(page.status());
@@ -102,6 +127,13 @@ void Api::cases_list(const CallPtr& call) {
     for (const auto& c : *page) {
       after = c.case_id;
       if (*since && c.modified_us < **since) continue;
+      // Listed: what the caller may read without breaking the glass; flagged reads are
+      // recorded as such below.
+      const auto verdict = call->gate->read(c.owner, c.case_type);
+      if (verdict == proj::ReadVerdict::kHidden || verdict == proj::ReadVerdict::kNeedsGrant) {
+        continue;
+      }
+      flagged = flagged || verdict == proj::ReadVerdict::kAllowFlagged;
       ids.push_back(c.case_id);
       cases.push_back(proj::case_json(c));
       if (ids.size() == *limit) break;
@@ -114,8 +146,11 @@ void Api::cases_list(const CallPtr& call) {
     body["next_cursor"] = nullptr;
   }
   if (ids.empty()) return call->reply(ok_json(*call, body));  // Nothing personal was read.
-  answer_after_read(call, proj::RecordReadData{"search", std::move(ids), "", "", ""},
-                    ok_json(*call, body));
+  proj::RecordReadData read;
+  read.what = "search";
+  read.subjects = std::move(ids);
+  read.outside_capture = flagged;
+  answer_after_read(call, std::move(read), ok_json(*call, body));
 }
 
 void Api::sync(const CallPtr& call) {
@@ -147,8 +182,10 @@ void Api::sync(const CallPtr& call) {
                     {"token", std::to_string(changes->head_seq)},
                     {"restore", *since == 0}};
   if (changes->changed.empty()) return call->reply(ok_json(*call, body));
-  answer_after_read(call, proj::RecordReadData{"sync", std::move(changes->changed), "", "", ""},
-                    ok_json(*call, body));
+  proj::RecordReadData read;
+  read.what = "sync";
+  read.subjects = std::move(changes->changed);
+  answer_after_read(call, std::move(read), ok_json(*call, body));
 }
 
 }  // namespace trail::server

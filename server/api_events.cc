@@ -2,12 +2,45 @@
 // as stored: GET .../ledger/head and .../ledger/events (envelopes, ciphertext only).
 #include <chrono>
 
+#include "projections/case_payload.h"
 #include "projections/event_json.h"
+#include "projections/view_keys.h"
 #include "server/api_call.h"
 #include "server/request_parts.h"
 
 namespace trail::server {
 namespace json = boost::json;
+
+bool Api::check_capture(const CallPtr& call, const std::vector<ledger::EventDraft>& drafts) {
+  proj::CaseGate& gate = *call->gate;
+  if (gate.scopes().capture.all) return true;  // The whole project: nothing to look up.
+  for (std::size_t i = 0; i < drafts.size(); ++i) {
+    const auto& d = drafts[i];
+    if (!proj::view::is_case_kind(d.kind) || !d.subject) continue;
+    const std::string where = "events[" + std::to_string(i) + "]: ";
+    auto state = views_.cases->get(ledger_, call->project, *d.subject);
+    if (!state.is_ok()) {
+      call->fail(state.status());
+      return false;
+    }
+    if (*state && !gate.may_write((*state)->owner)) {
+      if (gate.read((*state)->owner, (*state)->case_type) == proj::ReadVerdict::kHidden) {
+        call->error(http::status::not_found, "not_found", where + "no such case");
+      } else {
+        call->error(http::status::forbidden, "outside_capture_scope",
+                    where + "the case is outside your capture scope");
+      }
+      return false;
+    }
+    auto change = proj::decode_case_change(d.payload);
+    if (change.is_ok() && !change->owner.empty() && !gate.may_write(change->owner)) {
+      call->error(http::status::forbidden, "outside_capture_scope",
+                  where + "the owner named is outside your capture scope");
+      return false;
+    }
+  }
+  return true;
+}
 
 void Api::events_append(const CallPtr& call) {
   if (!authorize(call, proj::kSubmit)) return;
@@ -50,6 +83,7 @@ void Api::events_append(const CallPtr& call) {
     ids.push_back(draft->event_id);
     drafts.push_back(std::move(*draft));
   }
+  if (!check_capture(call, drafts)) return;
   const auto started = std::chrono::steady_clock::now();
   ledger_.append_async(
       call->project, std::move(drafts),

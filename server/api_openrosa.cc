@@ -78,6 +78,7 @@ void Api::submission_post(const CallPtr& call) {
       return call->fail(s);
     }
   }
+  if (!check_capture(call, submission->events)) return;
   ledger_.append_async(call->project, std::move(submission->events),
                        [this, call](Result<std::vector<ledger::Receipt>> r) {
                          if (!r.is_ok()) return call->fail(r.status());

@@ -69,9 +69,12 @@ TEST_F(ApiTest, TrailctlChangesTakeEffectOnTheNextRequest) {
   auto sup = login("sup");
   ASSERT_NE(sup, nullptr);
   EXPECT_EQ(sup->get("/v1/projects/clinic-a/cases").status, 200U);
-  // Revoking the only role makes the project invisible.
+  // Revoking a role ends the user's sessions; a new one no longer sees the project.
   auto revoke = trailctl({"user", "revoke", "sup", "--project", "clinic-a", "--role", "supervisor"});
   ASSERT_EQ(revoke.exit_code, 0) << revoke.err;
+  EXPECT_EQ(sup->get("/v1/projects/clinic-a/cases").status, 401U);
+  sup = login("sup");
+  ASSERT_NE(sup, nullptr);
   EXPECT_EQ(sup->get("/v1/projects/clinic-a/cases").status, 404U);
   // Disabling ends the session.
   auto disable = trailctl({"user", "disable", "sup"});
