@@ -201,7 +201,7 @@ TEST_F(TrailctlUsers, UserAddRefusesADuplicateAnEmptyPasswordAndBadInput) {
                   "pw\n");
   ASSERT_EQ(many.exit_code, 0) << many.err;
   EXPECT_EQ(json::serialize(show("erin")["roles"]),
-            R"({"*":["system_admin"],"demo":["mobile_worker","auditor"]})");
+            R"({"*":["system_admin"],"demo":["auditor","mobile_worker"]})");  // By name.
 }
 
 TEST_F(TrailctlUsers, DisableGrantRevoke) {

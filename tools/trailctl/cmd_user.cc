@@ -1,8 +1,9 @@
-// trailctl user add|disable|grant|revoke|passwd|list|show: the identity directory. Changes are
-// `_system` events (actor: the operator's OS identity, channel system) that IdentityProjector
-// folds in the same commit, so traild sees them on its next request. Passwords come from the
-// first line of standard input; neither they nor their hashes are ever printed. Listing or
-// showing users is a read of personal data (names): it is recorded in the access audit first.
+// trailctl user add|disable|grant|revoke|passwd|list|show: the identity directory (user scopes
+// and roles: cmd_user_access.cc). Changes are `_system` events (actor: the operator's OS
+// identity, channel system) that IdentityProjector folds in the same commit, so traild sees them
+// on its next request. Passwords come from the first line of standard input; neither they nor
+// their hashes are ever printed. Listing or showing users is a read of personal data (names): it
+// is recorded in the access audit first.
 #include <termios.h>
 #include <unistd.h>
 
@@ -130,20 +131,36 @@ Result<std::vector<Grant>> parse_grants(const UserCommand& cmd) {
   return out;
 }
 
+// "*" for the whole project, else the unit ids.
+json::value scope_json(const proj::Scope& scope) {
+  if (scope.all) return "*";
+  json::array units;
+  for (const auto& unit : scope.units) units.emplace_back(unit);
+  return units;
+}
+
 json::object user_json(const UserRecord& user) {
   json::object roles;
   for (const auto& [project, held] : user.roles) {
     json::array names;
-    for (const Role role : held) names.emplace_back(proj::role_name(role));
+    for (const auto& role : held) names.emplace_back(role);
     roles[project] = std::move(names);
+  }
+  json::object scopes;  // Only the projects where they were set: elsewhere the whole project.
+  for (const auto& [project, s] : user.scopes) {
+    scopes[project] = json::object{{"capture", scope_json(s.capture)},
+                                   {"search", scope_json(s.search)},
+                                   {"analytics", scope_json(s.analytics)}};
   }
   json::object out;
   out["id"] = user.id;
   out["name"] = user.name;
   out["disabled"] = user.disabled;
   out["roles"] = std::move(roles);
+  out["scopes"] = std::move(scopes);
+  out["two_factor"] = user.two_factor();
   out["created"] = format_rfc3339(user.created_us);
-  return out;  // Never the password hash.
+  return out;  // Never the password hash, the TOTP secret or the recovery codes.
 }
 
 class UserAdmin {
@@ -267,7 +284,8 @@ class UserAdmin {
     TRAIL_ASSERT(grants_.size() == 1);
     const Grant& g = grants_.front();
     const auto where = user.roles.find(g.project);
-    const bool holds = where != user.roles.end() && where->second.contains(g.role);
+    const bool holds = where != user.roles.end() &&
+                       where->second.contains(std::string(proj::role_name(g.role)));
     const std::string what = std::string(proj::role_name(g.role)) + " in " + g.project;
     if (holds == grant) {
       std::fprintf(stderr, "trailctl: %s %s %s already\n", user.name.c_str(),

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -91,6 +92,31 @@ struct ProjectCommand {
   std::string name;
 };
 int run_project(const CommonOptions& common, const ProjectCommand& command);
+
+// trailctl org-unit | role | case-type | policy, and user scopes | roles: a project's access
+// model in the identity directory, one `_system` event per change. Malformed names, lists or
+// values are usage errors (2); an unknown project, user, unit, parent or project role, or a
+// unit that exists, are rejected input (1). Nothing is appended unless all of it is valid.
+struct AccessCommand {
+  // org-unit-add, org-unit-list, role-define, case-type-set, policy-set, policy-show,
+  // user-scopes, user-roles.
+  std::string action;
+  std::string project;
+  std::string id;      // Unit id, role name or case type.
+  std::string name;    // Unit display name; user name for user-scopes and user-roles.
+  std::string parent;  // Parent unit ("" for a root).
+  std::map<std::string, std::string> scopes;  // capture|search|analytics -> "*", "" or "u1,u2".
+  std::vector<std::string> roles;
+  bool no_roles = false;  // --none: take every role in the project away.
+  std::vector<std::string> authorities;
+  std::string reach = "scope";
+  std::string access;  // open, audited, protected, closed.
+  std::map<std::string, std::string> policy;  // Policy field (API spelling) -> value as typed.
+};
+// org-unit-*, role-define, case-type-set, policy-*.
+int run_access(const CommonOptions& common, const AccessCommand& command);
+// user-scopes, user-roles.
+int run_user_access(const CommonOptions& common, const AccessCommand& command);
 
 // Prints "trailctl: <message>" on stderr and returns kExitError.
 int fail(const std::string& message);

@@ -2,7 +2,11 @@
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <functional>
+#include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -15,6 +19,76 @@ int fail(const std::string& message) {
   return kExitError;
 }
 
+namespace {
+
+using AddDirs = std::function<void(CLI::App*, bool)>;
+// Each leaf sub-command with its AccessCommand::action.
+using AccessLeaves = std::vector<std::pair<CLI::App*, const char*>>;
+
+// user scopes|roles (under `user`), org-unit, role, case-type, policy.
+AccessLeaves add_access_commands(CLI::App& app, CLI::App* user_cmd, AccessCommand& args,
+                                 const AddDirs& add_dirs) {
+  auto* scopes = user_cmd->add_subcommand(
+      "scopes", "replace a user's capture, search and/or analytics scope in a project");
+  for (const char* field : {"capture", "search", "analytics"}) {
+    scopes->add_option_function<std::string>(
+        std::string("--") + field,
+        [&args, field](const std::string& units) { args.scopes[field] = units; },
+        "'*' (whole project), '' (nothing) or comma-separated unit ids");
+  }
+  auto* roles = user_cmd->add_subcommand("roles", "replace a user's roles in a project");
+  roles->add_option("--role", args.roles, "built-in role (not system_admin) or the project's own");
+  roles->add_flag("--none", args.no_roles, "take every role in the project away");
+  for (auto* sub : {scopes, roles}) sub->add_option("name", args.name, "user name")->required();
+
+  auto* org_unit = app.add_subcommand("org-unit", "a project's organisation units");
+  org_unit->require_subcommand(1);
+  auto* unit_add = org_unit->add_subcommand("add", "add a unit (units never move or go)");
+  unit_add->add_option("--id", args.id, "unit id: [a-z0-9_.-], 1 to 64")->required();
+  unit_add->add_option("--name", args.name, "display name")->required();
+  unit_add->add_option("--parent", args.parent, "parent unit id (default: a root)");
+  auto* unit_list = org_unit->add_subcommand("list", "units, as JSON lines");
+
+  auto* role = app.add_subcommand("role", "a project's own roles");
+  role->require_subcommand(1);
+  auto* role_define = role->add_subcommand("define", "define or redefine a role");
+  role_define->add_option("--name", args.id, "role name (not a built-in one)")->required();
+  role_define->add_option("--authority", args.authorities, "authority it gives")->required();
+  role_define->add_option("--reach", args.reach, "own | unit | scope")->capture_default_str();
+
+  auto* case_type = app.add_subcommand("case-type", "break-the-glass levels of case types");
+  case_type->require_subcommand(1);
+  auto* type_set = case_type->add_subcommand("set", "set a case type's level");
+  type_set->add_option("--type", args.id, "case type")->required();
+  type_set->add_option("--access", args.access, "open | audited | protected | closed")
+      ->required();
+
+  auto* policy = app.add_subcommand("policy", "a project's security policy");
+  policy->require_subcommand(1);
+  auto* policy_set = policy->add_subcommand("set", "change policy fields");
+  for (const char* field : {"require_2fa", "idle_timeout_minutes", "session_max_hours",
+                            "break_glass_minutes", "restrict_superusers"}) {
+    std::string flag = std::string("--") + field;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    policy_set->add_option_function<std::string>(
+        flag, [&args, field](const std::string& value) { args.policy[field] = value; },
+        "true | false or minutes / hours");
+  }
+  auto* policy_show = policy->add_subcommand("show", "the policy, roles and case types, as JSON");
+
+  const AccessLeaves leaves{{scopes, "user-scopes"},      {roles, "user-roles"},
+                            {unit_add, "org-unit-add"},   {unit_list, "org-unit-list"},
+                            {role_define, "role-define"}, {type_set, "case-type-set"},
+                            {policy_set, "policy-set"},   {policy_show, "policy-show"}};
+  for (const auto& [leaf, action] : leaves) {
+    leaf->add_option("--project", args.project, "project space")->required();
+    add_dirs(leaf, true);
+  }
+  for (auto* parent : {org_unit, role, case_type, policy}) add_dirs(parent, true);
+  return leaves;
+}
+
+}  // namespace
 }  // namespace trail::tools
 
 int main(int argc, char** argv) {
@@ -152,6 +226,9 @@ int main(int argc, char** argv) {
     add_dirs(sub, true);
   }
 
+  AccessCommand access_args;
+  const AccessLeaves access_leaves = add_access_commands(app, user_cmd, access_args, add_dirs);
+
   auto* project_cmd = app.add_subcommand("project", "project spaces");
   add_dirs(project_cmd, true);
   project_cmd->require_subcommand(1);
@@ -189,6 +266,12 @@ int main(int argc, char** argv) {
   if (submit->parsed()) return run_submit(common, submit_args);
   if (audit->parsed()) return run_audit(common, audit_args);
   if (report->parsed()) return run_report(common, report_args);
+  for (const auto& [leaf, action] : access_leaves) {
+    if (!leaf->parsed()) continue;
+    access_args.action = action;
+    const bool of_user = access_args.action.starts_with("user-");
+    return of_user ? run_user_access(common, access_args) : run_access(common, access_args);
+  }
   if (user_cmd->parsed()) {
     for (const auto& [sub, action] :
          {std::pair{user_add, "add"}, {user_disable, "disable"}, {user_grant, "grant"},
