@@ -31,7 +31,7 @@ class TrailctlAccess : public ::testing::Test {
     auto init = run({"init", "--key-name", "t"});
     ASSERT_EQ(init.exit_code, 0) << init.err;
     ASSERT_EQ(run({"project", "add", "demo", "--name", "Demo programme"}).exit_code, 0);
-    ASSERT_EQ(run({"user", "add", "bob"}, "pw\n").exit_code, 0);
+    ASSERT_EQ(run({"user", "add", "bob"}, "tangerine ladder quietly 83\n").exit_code, 0);
   }
 
   ProcessResult run(std::vector<std::string> args, const std::string& input = "") {

@@ -144,7 +144,7 @@ TEST_F(TrailctlUsers, InitTakesAnotherAdministratorNameAndRefusesABadOne) {
 
 TEST_F(TrailctlUsers, UserAddTakesThePasswordFromStandardInput) {
   auto r = run({"user", "add", "zanele", "--project", "demo", "--role", "supervisor"},
-               "correct horse\nsecond line\n");
+               "correct horse battery staple 42\nsecond line\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string id = r.out;
   ASSERT_FALSE(id.empty());
@@ -160,52 +160,52 @@ TEST_F(TrailctlUsers, UserAddTakesThePasswordFromStandardInput) {
 
   auto stored = stored_user("zanele");
   ASSERT_TRUE(stored);
-  EXPECT_TRUE(proj::verify_password(stored->password_hash, "correct horse"));
-  EXPECT_FALSE(proj::verify_password(stored->password_hash, "correct horse\n"));
+  EXPECT_TRUE(proj::verify_password(stored->password_hash, "correct horse battery staple 42"));
+  EXPECT_FALSE(proj::verify_password(stored->password_hash, "correct horse battery staple 42\n"));
 
   // A password line ending in CR LF loses both.
-  ASSERT_EQ(run({"user", "add", "amina"}, "pw\r\n").exit_code, 0);
-  EXPECT_TRUE(proj::verify_password(stored_user("amina")->password_hash, "pw"));
+  ASSERT_EQ(run({"user", "add", "amina"}, "tangerine ladder quietly 83\r\n").exit_code, 0);
+  EXPECT_TRUE(proj::verify_password(stored_user("amina")->password_hash, "tangerine ladder quietly 83"));
   EXPECT_TRUE(stored_user("amina")->roles.empty());
 }
 
 TEST_F(TrailctlUsers, UserAddRefusesADuplicateAnEmptyPasswordAndBadInput) {
-  ASSERT_EQ(run({"user", "add", "bob"}, "one\n").exit_code, 0);
+  ASSERT_EQ(run({"user", "add", "bob"}, "first purple walrus dances 17\n").exit_code, 0);
   const std::string id = std::string(show("bob")["id"].as_string());
-  auto dup = run({"user", "add", "bob"}, "two\n");
+  auto dup = run({"user", "add", "bob"}, "second amber heron sleeps 29\n");
   EXPECT_EQ(dup.exit_code, 1);
   EXPECT_NE(dup.err.find("already exists"), std::string::npos) << dup.err;
   EXPECT_EQ(show("bob")["id"].as_string(), id);
-  EXPECT_TRUE(proj::verify_password(stored_user("bob")->password_hash, "one"));
+  EXPECT_TRUE(proj::verify_password(stored_user("bob")->password_hash, "first purple walrus dances 17"));
 
-  auto empty = run({"user", "add", "carol"}, "\nsecret\n");
+  auto empty = run({"user", "add", "carol"}, "\nsecret river stone 4455\n");
   EXPECT_EQ(empty.exit_code, 1);
   EXPECT_NE(empty.err.find("empty password"), std::string::npos) << empty.err;
   EXPECT_EQ(run({"user", "add", "carol"}, "").exit_code, 1);
   EXPECT_FALSE(stored_user("carol"));
 
-  EXPECT_EQ(run({"user", "add", "Carol Smith"}, "pw\n").exit_code, 2);
-  EXPECT_EQ(run({"user", "add", "dave", "--project", "demo", "--role", "boss"}, "pw\n").exit_code,
+  EXPECT_EQ(run({"user", "add", "Carol Smith"}, "tangerine ladder quietly 83\n").exit_code, 2);
+  EXPECT_EQ(run({"user", "add", "dave", "--project", "demo", "--role", "boss"}, "tangerine ladder quietly 83\n").exit_code,
             2);
   auto unknown_project =
-      run({"user", "add", "dave", "--project", "nope", "--role", "auditor"}, "pw\n");
+      run({"user", "add", "dave", "--project", "nope", "--role", "auditor"}, "tangerine ladder quietly 83\n");
   EXPECT_EQ(unknown_project.exit_code, 1);
   EXPECT_NE(unknown_project.err.find("unknown project nope"), std::string::npos)
       << unknown_project.err;
-  EXPECT_EQ(run({"user", "add", "dave", "--role", "auditor"}, "pw\n").exit_code, 2);  // No project.
+  EXPECT_EQ(run({"user", "add", "dave", "--role", "auditor"}, "tangerine ladder quietly 83\n").exit_code, 2);  // No project.
   EXPECT_FALSE(stored_user("dave"));
 
   // Several roles in one batch; system_admin takes no project.
   auto many = run({"user", "add", "erin", "--role", "auditor", "--project", "demo", "--role",
                    "system_admin", "--role", "mobile_worker", "--project", "demo"},
-                  "pw\n");
+                  "violet harbour lamps 5150\n");
   ASSERT_EQ(many.exit_code, 0) << many.err;
   EXPECT_EQ(json::serialize(show("erin")["roles"]),
             R"({"*":["system_admin"],"demo":["auditor","mobile_worker"]})");  // By name.
 }
 
 TEST_F(TrailctlUsers, DisableGrantRevoke) {
-  ASSERT_EQ(run({"user", "add", "bob"}, "pw\n").exit_code, 0);
+  ASSERT_EQ(run({"user", "add", "bob"}, "tangerine ladder quietly 83\n").exit_code, 0);
   auto granted = run({"user", "grant", "bob", "--project", "demo", "--role", "report_viewer"});
   ASSERT_EQ(granted.exit_code, 0) << granted.err;
   EXPECT_EQ(json::serialize(show("bob")["roles"]), R"({"demo":["report_viewer"]})");
@@ -249,27 +249,46 @@ TEST_F(TrailctlUsers, DisableGrantRevoke) {
 }
 
 TEST_F(TrailctlUsers, PasswdChangesTheHash) {
-  ASSERT_EQ(run({"user", "add", "bob"}, "old password\n").exit_code, 0);
+  ASSERT_EQ(run({"user", "add", "bob"}, "old rusty gate opens 1984\n").exit_code, 0);
   const auto before = stored_user("bob");
   ASSERT_TRUE(before);
-  auto r = run({"user", "passwd", "bob"}, "new password\n");
+  auto r = run({"user", "passwd", "bob"}, "new violet kite drifts 2077\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto after = stored_user("bob");
   ASSERT_TRUE(after);
   EXPECT_NE(after->password_hash, before->password_hash);
   EXPECT_GT(after->password_seq, before->password_seq);
-  EXPECT_TRUE(proj::verify_password(after->password_hash, "new password"));
-  EXPECT_FALSE(proj::verify_password(after->password_hash, "old password"));
+  EXPECT_TRUE(proj::verify_password(after->password_hash, "new violet kite drifts 2077"));
+  EXPECT_FALSE(proj::verify_password(after->password_hash, "old rusty gate opens 1984"));
   EXPECT_EQ(run({"user", "passwd", "bob"}, "\n").exit_code, 1);
   EXPECT_EQ(stored_user("bob")->password_hash, after->password_hash);
-  EXPECT_EQ(run({"user", "passwd", "nobody"}, "pw\n").exit_code, 1);
+  EXPECT_EQ(run({"user", "passwd", "nobody"}, "tangerine ladder quietly 83\n").exit_code, 1);
+}
+
+TEST_F(TrailctlUsers, WeakNamedAndReusedPasswordsAreRefused) {
+  for (const char* weak : {"short pw 1\n", "password12345\n", "qwertyuiop123\n"}) {
+    auto r = run({"user", "add", "bob"}, weak);
+    EXPECT_EQ(r.exit_code, 1) << weak;
+    EXPECT_FALSE(r.err.empty());
+    EXPECT_FALSE(stored_user("bob")) << weak;
+  }
+  auto named = run({"user", "add", "zanele"}, "Zanele likes long walks 99\n");
+  EXPECT_EQ(named.exit_code, 1);
+  EXPECT_NE(named.err.find("user name"), std::string::npos) << named.err;
+  ASSERT_EQ(run({"user", "add", "bob"}, "old rusty gate opens 1984\n").exit_code, 0);
+  const auto before = stored_user("bob");
+  auto reused = run({"user", "passwd", "bob"}, "old rusty gate opens 1984\n");
+  EXPECT_EQ(reused.exit_code, 1);
+  EXPECT_NE(reused.err.find("last 5"), std::string::npos) << reused.err;
+  EXPECT_EQ(run({"user", "passwd", "bob"}, "password12345\n").exit_code, 1);
+  EXPECT_EQ(stored_user("bob")->password_hash, before->password_hash);
 }
 
 TEST_F(TrailctlUsers, ListShowsEveryUserButNoSecrets) {
   ASSERT_EQ(
-      run({"user", "add", "zanele", "--project", "demo", "--role", "auditor"}, "pw1\n").exit_code,
+      run({"user", "add", "zanele", "--project", "demo", "--role", "auditor"}, "first purple walrus dances 17\n").exit_code,
       0);
-  ASSERT_EQ(run({"user", "add", "bob"}, "pw2\n").exit_code, 0);
+  ASSERT_EQ(run({"user", "add", "bob"}, "second amber heron sleeps 29\n").exit_code, 0);
   auto r = run({"user", "list"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto users = lines(r.out);
@@ -282,7 +301,7 @@ TEST_F(TrailctlUsers, ListShowsEveryUserButNoSecrets) {
     EXPECT_FALSE(u.contains("password_hash"));
   }
   EXPECT_EQ(r.out.find("argon2"), std::string::npos);
-  EXPECT_EQ(r.out.find("pw1"), std::string::npos);
+  EXPECT_EQ(r.out.find("purple walrus"), std::string::npos);
   // Listing names is a read of personal data: it is in the access audit.
   auto reads = lines(run({"audit", "access", "--project", "_system"}).out);
   ASSERT_FALSE(reads.empty());

@@ -16,6 +16,7 @@
 
 #include "ledger/ledger.h"
 #include "projections/credentials.h"
+#include "projections/password_policy.h"
 #include "projections/identity.h"
 #include "tools/trailctl/commands.h"
 #include "tools/trailctl/line_reader.h"
@@ -232,6 +233,9 @@ class UserAdmin {
     if (!password.is_ok()) return password.status().code() == Code::kInvalid
                                       ? rejected(password.status().detail())
                                       : fail(password.status().detail());
+    if (Status s = proj::check_new_password(*password, cmd_.name); !s.is_ok()) {
+      return rejected(s.detail());
+    }
     auto hash = proj::hash_password(*password);
     if (!hash.is_ok()) return rejected(hash.status().detail());
     const std::string id = proj::identity::new_user_id();
@@ -271,6 +275,12 @@ class UserAdmin {
     if (!password.is_ok()) return password.status().code() == Code::kInvalid
                                       ? rejected(password.status().detail())
                                       : fail(password.status().detail());
+    if (Status s = proj::check_new_password(*password, user.name); !s.is_ok()) {
+      return rejected(s.detail());
+    }
+    if (proj::password_reused(*password, user.recent_password_hashes)) {
+      return rejected("the password was one of the user's last 5; choose another");
+    }
     auto hash = proj::hash_password(*password);
     if (!hash.is_ok()) return rejected(hash.status().detail());
     auto d = proj::identity::password_changed(operator_identity(), schema::Channel::SYSTEM,
