@@ -106,8 +106,8 @@ struct UserRecord {
   // Disabled users have no authorities and are members of nothing (fail closed).
   bool is_system_admin() const;
   // Authorities in `project`: the union of the roles there and of system-wide roles. The
-  // project's own roles count only when `project_record` is given. A system-wide role counts
-  // in a project that restricts superusers only for the project's own members.
+  // project's own roles count only when `project_record` is given. In a project that
+  // restricts superusers, system-wide roles do not count at all: only the project's own grants.
   std::uint32_t authorities_in(std::string_view project,
                                const ProjectRecord* project_record = nullptr) const;
   // Whether the user has any role in `project` (a system-wide role makes the user a member of

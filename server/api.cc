@@ -299,7 +299,7 @@ void Api::authenticate(const CallPtr& call, std::function<void()> next) {
                                   options_.idle_timeout).count();
       if (at - idle_since > idle_max) {
         last_seen_.erase(it);
-        return end_session(call, **session, digest, "idle");
+        return end_session(call, (*session)->user_id, digest, "idle");
       }
       it->second = at;
     }
@@ -436,8 +436,13 @@ bool Api::authorize(const CallPtr& call, std::uint32_t authority) {
     const TimeUs idle_max = policy.idle_timeout_minutes * 60'000'000;
     const TimeUs life_max = policy.session_max_hours * 3600'000'000;
     if (at - caller.idle_since_us > idle_max || at - caller.issued_us > life_max) {
-      call->error(http::status::unauthorized, "session_expired",
-                  "this project's session limit has passed; log in again");
+      // The session ends (on record), so a retry cannot count as fresh activity.
+      {
+        std::lock_guard lock{seen_mutex_};
+        last_seen_.erase(std::string(as_chars(*caller.token)));
+      }
+      end_session(call, caller.user.id, *caller.token,
+                  at - caller.issued_us > life_max ? "lifetime" : "idle");
       return false;
     }
   }
@@ -481,14 +486,14 @@ void Api::append_then_answer(const CallPtr& call, std::string project,
                        });
 }
 
-void Api::end_session(const CallPtr& call, const proj::SessionRecord& session,
-                      const Digest& token, std::string_view reason) {
-  auto draft = proj::identity::session_ended(session.user_id, call->device_id(), token, reason);
+void Api::end_session(const CallPtr& call, const std::string& user_id, const Digest& token,
+                      std::string_view reason) {
+  auto draft = proj::identity::session_ended(user_id, call->device_id(), token, reason);
   ledger_.append_async(std::string(ledger::kSystemProject), {std::move(draft)},
                        [call](Result<std::vector<ledger::Receipt>> r) {
                          if (!r.is_ok()) return call->fail(r.status());
                          call->error(http::status::unauthorized, "session_expired",
-                                     "the session was idle too long; log in again");
+                                     "the session has passed its limit; log in again");
                        });
 }
 

@@ -114,8 +114,9 @@ class Api final : public Handler {
   void authenticate_basic(const CallPtr& call, std::string name, std::string password,
                           std::function<void()> next);
   void fail_authentication(const CallPtr& call, const std::string& user_id, std::string_view reason);
-  // Ends an idle session on record and answers 401 session_expired.
-  void end_session(const CallPtr& call, const proj::SessionRecord& session, const Digest& token,
+  // Ends a session that passed its idle or absolute limit, on record, and answers 401
+  // session_expired.
+  void end_session(const CallPtr& call, const std::string& user_id, const Digest& token,
                    std::string_view reason);
   // Checks a name and password (Argon2id; an unknown or disabled user is checked against a
   // dummy hash, so it costs the same) and wipes the password. Runs on the password pool.

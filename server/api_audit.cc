@@ -1,6 +1,7 @@
 // Reports (aggregates, JSON or CSV) and the audit trails: field-level changes (which show
 // values, so reading them is itself recorded) and accesses (who read what, from where).
 #include <algorithm>
+#include <map>
 
 #include "projections/view_json.h"
 #include "server/api_call.h"
@@ -117,9 +118,29 @@ void Api::audit_changes(const CallPtr& call) {
   if (!history.is_ok()) return call->fail(history.status());
   const bool more = history->size() > *limit;
   if (more) history->resize(*limit);
+  // The change trail shows values: only of cases the caller may read now (scopes, case-type
+  // levels, a live break-the-glass grant), exactly as GET .../cases/{id}/history would.
+  std::map<EventId, bool> readable;
+  bool flagged = false;
   json::array entries;
   std::vector<EventId> read;
   for (const auto& h : *history) {
+    auto [it, fresh] = readable.try_emplace(h.case_id, false);
+    if (fresh) {
+      auto state = views_.cases->get(ledger_, call->project, h.case_id);
+      if (!state.is_ok()) return call->fail(state.status());
+      const auto verdict = *state ? call->gate->read((*state)->owner, (*state)->case_type)
+                                  : proj::ReadVerdict::kHidden;
+      if (verdict == proj::ReadVerdict::kNeedsGrant) {
+        auto grant = views_.access->grant(ledger_, call->project, h.case_id, call->user_id(), now());
+        if (!grant.is_ok()) return call->fail(grant.status());
+        it->second = grant->has_value();
+      } else {
+        it->second = verdict != proj::ReadVerdict::kHidden;
+      }
+      flagged = flagged || (it->second && verdict != proj::ReadVerdict::kAllow);
+    }
+    if (!it->second) continue;
     entries.push_back(proj::history_json(h));
     read.push_back(h.case_id);
   }
@@ -130,6 +151,7 @@ void Api::audit_changes(const CallPtr& call) {
   proj::RecordReadData record;
   record.what = "history";
   record.subjects = std::move(read);
+  record.outside_capture = flagged;
   answer_after_read(call, std::move(record),
                     json_response(call->request, http::status::ok, json::serialize(body)));
 }

@@ -18,7 +18,7 @@ void Api::projects_list(const CallPtr& call) {
   if (!projects.is_ok()) return call->fail(projects.status());
   json::array out;
   for (const auto& p : *projects) {
-    if (call->caller->user.member_of(p.id)) out.push_back(project_json(p));
+    if (call->caller->user.member_of(p.id, &p)) out.push_back(project_json(p));
   }
   call->json(http::status::ok, json::object{{"projects", std::move(out)}});
 }
