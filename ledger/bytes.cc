@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "ledger/assert.h"
+
 namespace trail {
 
 std::string to_hex(ByteView bytes) {
@@ -82,6 +84,21 @@ std::string to_base64(ByteView bytes) {
   sodium_bin2base64(out.data(), out.size(), bytes.data(), bytes.size(),
                     sodium_base64_VARIANT_ORIGINAL);
   out.resize(size - 1);  // Drop the terminating NUL.
+  return out;
+}
+
+std::optional<std::vector<std::uint8_t>> from_base64(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::vector<std::uint8_t> out(text.size() / 4 * 3);
+  std::size_t size = 0;
+  // With no ignore set and no end pointer, libsodium refuses any character it does not
+  // consume, missing or misplaced padding, and non-zero unused bits.
+  if (sodium_base642bin(out.data(), out.size(), text.data(), text.size(), nullptr, &size, nullptr,
+                        sodium_base64_VARIANT_ORIGINAL) != 0) {
+    return std::nullopt;
+  }
+  TRAIL_ASSERT(size <= out.size());
+  out.resize(size);
   return out;
 }
 

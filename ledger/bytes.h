@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace trail {
 
@@ -40,6 +41,9 @@ EventId time_ordered_id();
 
 // Standard base64 (RFC 4648, with padding).
 std::string to_base64(ByteView bytes);
+// Decodes canonical standard base64: padding required, no whitespace, and unused trailing bits
+// zero, so every byte string has exactly one accepted text. nullopt on any other input.
+std::optional<std::vector<std::uint8_t>> from_base64(std::string_view text);
 
 // Big-endian integer codecs: LMDB compares keys byte-wise, so big-endian keeps numeric order.
 inline void put_u64_be(std::uint8_t* out, std::uint64_t v) {

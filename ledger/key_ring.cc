@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -22,11 +24,8 @@ constexpr const char* kSigningPublicFile = "signing.pub";
 constexpr const char* kKeyNameFile = "key_name";
 constexpr std::size_t kKeyNameBytesMax = 128;
 
-Status write_private_file(const fs::path& path, ByteView bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return Status::error(Code::kIo, "cannot create " + path.string() + ": " + std::strerror(errno));
-  }
+// Writes all of `bytes` to `fd`, syncs and closes it (also on failure); `path` names it in errors.
+Status write_sync_close(int fd, const fs::path& path, ByteView bytes) {
   std::size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -38,10 +37,71 @@ Status write_private_file(const fs::path& path, ByteView bytes) {
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    return Status::error(Code::kIo, "cannot sync " + path.string() + ": " + std::strerror(errno));
+  if (::fsync(fd) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    return Status::error(Code::kIo, "cannot sync " + path.string() + ": " + why);
+  }
+  if (::close(fd) != 0) {
+    return Status::error(Code::kIo, "cannot close " + path.string() + ": " + std::strerror(errno));
   }
   return Status::ok();
+}
+
+Status write_private_file(const fs::path& path, ByteView bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return Status::error(Code::kIo, "cannot create " + path.string() + ": " + std::strerror(errno));
+  }
+  return write_sync_close(fd, path, bytes);
+}
+
+Status sync_directory(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    return Status::error(Code::kIo, "cannot open " + dir.string() + ": " + std::strerror(errno));
+  }
+  const int rc = ::fsync(fd);
+  const int sync_errno = errno;
+  ::close(fd);
+  if (rc != 0) {
+    return Status::error(Code::kIo,
+                         "cannot sync " + dir.string() + ": " + std::strerror(sync_errno));
+  }
+  return Status::ok();
+}
+
+// Makes `path` (mode 0600) hold exactly `bytes`, or leaves it as it was: the bytes go to a
+// synced temporary file in the same directory first. With `replace` false an existing `path`
+// wins (link() fails with EEXIST), so racing writers agree on the first file published.
+Status publish_private_file(const fs::path& path, ByteView bytes, bool replace) {
+  std::string temp = path.string() + ".new-XXXXXX";
+  const int fd = ::mkostemp(temp.data(), O_CLOEXEC);  // Mode 0600.
+  if (fd < 0) {
+    return Status::error(Code::kIo, "cannot create a file beside " + path.string() + ": " +
+                                        std::strerror(errno));
+  }
+  if (Status s = write_sync_close(fd, temp, bytes); !s.is_ok()) {
+    ::unlink(temp.c_str());
+    return s;
+  }
+  int rc = 0;
+  int publish_errno = 0;
+  if (replace) {
+    rc = ::rename(temp.c_str(), path.c_str());
+    publish_errno = errno;
+    if (rc != 0) ::unlink(temp.c_str());
+  } else {
+    rc = ::link(temp.c_str(), path.c_str());
+    publish_errno = errno;
+    ::unlink(temp.c_str());
+    if (rc != 0 && publish_errno == EEXIST) rc = 0;  // Another writer won; keep its file.
+  }
+  if (rc != 0) {
+    return Status::error(Code::kIo,
+                         "cannot write " + path.string() + ": " + std::strerror(publish_errno));
+  }
+  return sync_directory(path.parent_path());
 }
 
 // Reads exactly out.size() bytes from a file that only its owner may read.
@@ -75,6 +135,42 @@ Status read_private_file(const fs::path& path, std::span<std::uint8_t> out) {
   return Status::ok();
 }
 
+// A key directory made before checkpoints were signed has no signing key: make one, unless
+// another process got there first.
+Status ensure_signing_key(const fs::path& dir) {
+  std::error_code ec;
+  if (fs::exists(dir / kSigningSeedFile, ec)) return Status::ok();
+  // KeyRing::create always writes key_name: without it this is no key directory (perhaps a
+  // wrong path with the KEK in the environment), and nothing may be written to it.
+  if (!fs::exists(dir / kKeyNameFile, ec)) {
+    return Status::error(Code::kNotFound, dir.string() + " is not a key directory (no " +
+                                              kSigningSeedFile + " or " + kKeyNameFile + ")");
+  }
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    return Status::error(Code::kNotFound,
+                         "key directory " + dir.string() + " has no checkpoint signing key (" +
+                             kSigningSeedFile + ") and is not writable, so none can be made; "
+                             "load it once as a user that may write it");
+  }
+  {
+    SecretKey seed;
+    randombytes_buf(seed.data(), seed.size());
+    TRAIL_TRY(publish_private_file(dir / kSigningSeedFile, {seed.data(), seed.size()}, false));
+  }
+  // signing.pub (for operators; load() derives the key from the seed) must match the seed
+  // that won, which may be another process's.
+  SecretKey seed;
+  TRAIL_TRY(read_private_file(dir / kSigningSeedFile, {seed.data(), seed.size()}));
+  std::array<std::uint8_t, crypto_sign_PUBLICKEYBYTES> pub{};
+  std::vector<std::uint8_t> secret(crypto_sign_SECRETKEYBYTES);
+  TRAIL_ASSERT(crypto_sign_seed_keypair(pub.data(), secret.data(), seed.data()) == 0);
+  sodium_memzero(secret.data(), secret.size());
+  TRAIL_TRY(publish_private_file(dir / kSigningPublicFile, pub, true));
+  spdlog::warn("key directory {} had no checkpoint signing key; made {}", dir.string(),
+               kSigningSeedFile);
+  return Status::ok();
+}
+
 void wrap_aad(std::uint32_t key_id, std::string_view project, std::vector<std::uint8_t>& aad) {
   static constexpr std::string_view kLabel = "trail/data-key/v1";
   aad.assign(kLabel.begin(), kLabel.end());
@@ -103,10 +199,9 @@ SecretKey::~SecretKey() { sodium_free(bytes_); }
 
 Status KeyRing::create(const fs::path& dir, const std::string& key_name) {
   TRAIL_ASSERT(sodium_init() >= 0);
-  if (key_name.empty() || key_name.size() > kKeyNameBytesMax ||
-      key_name.find_first_of(" \t\r\n+") != std::string::npos) {
-    return Status::error(Code::kInvalid,
-                         "key name must be 1 to 128 characters without spaces or '+'");
+  if (key_name.size() > kKeyNameBytesMax || !note::is_valid_key_name(key_name)) {
+    return Status::error(Code::kInvalid, "key name must be 1 to 128 bytes of UTF-8 without "
+                                         "spaces, control characters or '+'");
   }
   std::error_code ec;
   if (fs::exists(dir / kKekFile, ec) || fs::exists(dir / kSigningSeedFile, ec)) {
@@ -135,7 +230,8 @@ Status KeyRing::create(const fs::path& dir, const std::string& key_name) {
   return Status::ok();
 }
 
-Result<std::shared_ptr<const KeyRing>> KeyRing::load(const fs::path& dir) {
+Result<std::shared_ptr<const KeyRing>> KeyRing::load(const fs::path& dir,
+                                                     std::string_view signer_name) {
   TRAIL_ASSERT(sodium_init() >= 0);
   std::shared_ptr<KeyRing> ring{new KeyRing()};
   if (const char* hex = std::getenv(kKekEnvVar); hex != nullptr) {
@@ -145,18 +241,23 @@ Result<std::shared_ptr<const KeyRing>> KeyRing::load(const fs::path& dir) {
   } else {
     TRAIL_TRY(read_private_file(dir / kKekFile, {ring->kek_.data(), ring->kek_.size()}));
   }
-  TRAIL_TRY(read_private_file(dir / kSigningSeedFile,
-                              {ring->signing_seed_.data(), ring->signing_seed_.size()}));
-  std::vector<std::uint8_t> secret(crypto_sign_SECRETKEYBYTES);
-  TRAIL_ASSERT(crypto_sign_seed_keypair(ring->signing_public_.data(), secret.data(),
-                                        ring->signing_seed_.data()) == 0);
-  sodium_memzero(secret.data(), secret.size());
+  TRAIL_TRY(ensure_signing_key(dir));
+  SecretKey seed;
+  static_assert(SecretKey::size() == note::kSeedBytes);
+  TRAIL_TRY(read_private_file(dir / kSigningSeedFile, {seed.data(), seed.size()}));
 
   std::ifstream name_in(dir / kKeyNameFile);
   std::getline(name_in, ring->key_name_);
   if (ring->key_name_.empty()) {
     return Status::error(Code::kInvalid, (dir / kKeyNameFile).string() + " is missing or empty");
   }
+  const std::string name = signer_name.empty() ? ring->key_name_ : std::string(signer_name);
+  Result<note::Signer> signer = note::Signer::from_seed(name, {seed.data(), seed.size()});
+  if (!signer.is_ok()) {
+    return Status::error(Code::kInvalid, "checkpoint signer name: " + signer.status().detail());
+  }
+  ring->signer_.emplace(std::move(signer).value());
+  TRAIL_ASSERT(ring->signer_.has_value());
   return std::shared_ptr<const KeyRing>{std::move(ring)};
 }
 

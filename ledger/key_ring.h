@@ -3,6 +3,8 @@
 //
 // Invariants: the KEK never leaves this object unwrapped except into libsodium calls; it is
 //             never written to LMDB, never logged, and zeroed when the ring is destroyed.
+//             The signing key's secret exists only in signing.key and inside signer(), which
+//             zeroes it when the ring is destroyed.
 // Thread safety: a loaded KeyRing is immutable; every const method may be called from any
 //                thread.
 #pragma once
@@ -11,9 +13,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "ledger/bytes.h"
+#include "ledger/signed_note.h"
 #include "ledger/status.h"
 
 namespace trail::ledger {
@@ -49,16 +54,23 @@ struct WrappedKey {
 
 class KeyRing {
  public:
-  // Creates `dir` (mode 0700) holding a fresh random KEK and Ed25519 signing key (files 0600)
-  // and the key name used in signed notes.
+  // Creates `dir` (mode 0700) holding a fresh random KEK and Ed25519 checkpoint signing key
+  // (files 0600) and the key name used in signed notes.
   // Errors: kConflict if `dir` already holds keys (keys are never overwritten); kIo when the
-  //         directory or a file cannot be written; kInvalid for an empty or spaced key name.
+  //         directory or a file cannot be written; kInvalid for a key name that is empty,
+  //         longer than 128 bytes, or not a note::is_valid_key_name (spaces, '+', controls).
   static Status create(const std::filesystem::path& dir, const std::string& key_name);
 
   // Loads the keys in `dir`; the KEK comes from $TRAIL_KEK instead when that is set.
-  // Errors: kNotFound when `dir` holds no keys; kInvalid when a file has the wrong size or is
-  //         readable by group or others (mode must be 0600 or stricter); kIo on read failure.
-  static Result<std::shared_ptr<const KeyRing>> load(const std::filesystem::path& dir);
+  // signer() signs under `signer_name`, or under the stored key_name when that is empty.
+  // A key directory without signing.key (and signing.pub) gets a fresh pair, written
+  // atomically with mode 0600, when `dir` is writable; concurrent loaders agree on one key.
+  // Errors: kNotFound when `dir` holds no keys, or no signing key and is not writable;
+  //         kInvalid when a file has the wrong size or is readable by group or others (mode
+  //         must be 0600 or stricter), or the signer name is not a note::is_valid_key_name;
+  //         kIo on read or write failure.
+  static Result<std::shared_ptr<const KeyRing>> load(const std::filesystem::path& dir,
+                                                     std::string_view signer_name = {});
 
   // Wraps `key` for storage under id `key_id` of `project`.
   WrappedKey wrap(std::uint32_t key_id, std::string_view project, const SecretKey& key) const;
@@ -71,15 +83,16 @@ class KeyRing {
   Digest kek_check() const;
 
   const std::string& key_name() const { return key_name_; }
+  // Signs checkpoints (ledger/checkpoint.h); valid as long as the ring.
+  const note::Signer& signer() const { return *signer_; }
   const std::array<std::uint8_t, kSigningPublicBytes>& signing_public_key() const {
-    return signing_public_;
+    return signer_->public_key();
   }
 
  private:
   KeyRing() = default;
   SecretKey kek_;
-  SecretKey signing_seed_;
-  std::array<std::uint8_t, kSigningPublicBytes> signing_public_{};
+  std::optional<note::Signer> signer_;  // Set by load(); never empty afterwards.
   std::string key_name_;
 };
 

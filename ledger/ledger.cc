@@ -75,16 +75,47 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
   }
   ledger->projectors_ = options.projectors;
   ledger->bindings_ = bindings;
+  detail::TreeOptions tree;
+  if (options.merkle_trees) {
+    auto merkle = ledger->env_->open_named("merkle");
+    auto checkpoints = ledger->env_->open_named("checkpoints");
+    if (merkle.is_ok() && checkpoints.is_ok()) {
+      tree.enabled = true;
+      tree.merkle = *merkle;
+      tree.checkpoints = *checkpoints;
+      ledger->has_trees_ = true;
+      ledger->merkle_dbi_ = *merkle;
+      ledger->checkpoints_dbi_ = *checkpoints;
+    } else if (!read_only || (merkle.status().code() != Code::kNotFound &&
+                              checkpoints.status().code() != Code::kNotFound)) {
+      return !merkle.is_ok() ? merkle.status() : checkpoints.status();
+    }
+  }
+  tree.origin = options.checkpoint_origin;
+  tree.checkpoint_every = options.checkpoint_every_events;
   if (!read_only) {
     Ledger* self = ledger.get();
     ledger->writer_ = std::make_unique<detail::Writer>(
         *ledger->env_, ledger->keys_, bindings,
-        [self](std::uint32_t key_id) { return self->data_key_by_id(key_id); }, options.on_commit);
+        [self](std::uint32_t key_id) { return self->data_key_by_id(key_id); }, options.on_commit,
+        tree);
+    if (tree.enabled) {
+      ledger->checkpointer_ = std::thread{
+          [self, interval = options.checkpoint_interval] { self->run_checkpointer(interval); }};
+    }
   }
   return ledger;
 }
 
-Ledger::~Ledger() { writer_.reset(); }
+Ledger::~Ledger() {
+  {
+    std::lock_guard lock{timer_mutex_};
+    timer_stopping_ = true;
+  }
+  timer_wake_.notify_one();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  writer_.reset();
+}
 
 std::size_t Ledger::map_bytes() const { return env_->map_bytes(); }
 
@@ -203,6 +234,7 @@ void Ledger::append_async(std::string project, std::vector<EventDraft> drafts,
   job.key = *key;
   job.project = std::move(project);
   job.done = std::move(done);
+  appended_.store(true, std::memory_order_relaxed);
   writer_->submit(std::move(job));
 }
 

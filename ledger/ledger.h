@@ -11,7 +11,11 @@
 #pragma once
 
 #include <filesystem>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <thread>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -45,6 +49,14 @@ struct LedgerOptions {
   // Hears of every group commit: events in it and the commit's own duration (the fsync), for
   // metrics. Runs on the writer thread; must be quick.
   std::function<void(std::size_t events, std::uint64_t commit_us)> on_commit;
+  // Merkle trees and signed checkpoints (RFC 6962 / C2SP tlog-checkpoint), kept inside the
+  // append's commit. A project's checkpoints name `checkpoint_origin` + "/" + project.
+  bool merkle_trees = true;
+  std::string checkpoint_origin = "trail";
+  // A checkpoint is issued in the commit that reaches this many events since the last one
+  // (0: never by count), and by a timer within `checkpoint_interval` of any append.
+  std::uint64_t checkpoint_every_events = 10'000;
+  std::chrono::milliseconds checkpoint_interval{2000};
 };
 
 // An event as stored: its envelope bytes (exactly as hashed) and its hash.
@@ -133,6 +145,36 @@ class Ledger {
   // one snapshot: equal digests mean byte-identical views.
   Result<Digest> projection_digest() const;
 
+  // ---- Merkle trees and checkpoints (ledger_tree.cc) ----
+  // Whether this data directory holds trees (a read-only copy from before them does not).
+  bool has_trees() const { return has_trees_; }
+  // Leaves in `project`'s tree: its event count once the writer has caught the tree up.
+  Result<std::uint64_t> tree_size(std::string_view project) const;
+  // RFC 6962 root of the first `size` events. Errors: kInvalid when size > tree_size.
+  Result<Digest> tree_root(std::string_view project, std::uint64_t size) const;
+  // RFC 9162 proofs; the leaf index of event seq is seq - 1. Errors: kInvalid for an index,
+  // size or range outside the tree.
+  Result<std::vector<Digest>> inclusion_proof(std::string_view project, std::uint64_t index,
+                                              std::uint64_t size) const;
+  Result<std::vector<Digest>> consistency_proof(std::string_view project, std::uint64_t from,
+                                                std::uint64_t to) const;
+  // A signed checkpoint (the note exactly as signed): the latest, or the one at `size`.
+  // nullopt when there is none.
+  struct StoredCheckpoint {
+    std::uint64_t size = 0;
+    std::string note;
+  };
+  Result<std::optional<StoredCheckpoint>> checkpoint(std::string_view project,
+                                                     std::optional<std::uint64_t> size = {}) const;
+  // Every checkpoint of `project`, by size.
+  Result<std::vector<StoredCheckpoint>> checkpoints(std::string_view project) const;
+  // Issues a checkpoint of `project` at its head now (none when the latest covers the head)
+  // and waits until it is durable. Errors: kNotFound without events; kBusy when read-only.
+  Status checkpoint_now(std::string_view project);
+  // The checkpoint key in signed-note form: name+hex key id+base64(0x01 || public key).
+  // Errors: kInvalid without keys.
+  Result<std::string> verifier_key() const;
+
   bool has_keys() const { return keys_ != nullptr; }
   detail::Env& env() const { return *env_; }
   // Size of the LMDB map now (grows on demand).
@@ -151,6 +193,17 @@ class Ledger {
   std::vector<std::shared_ptr<Projector>> projectors_;
   std::vector<detail::ProjectorBinding> bindings_;
   std::unique_ptr<detail::Writer> writer_;
+  bool has_trees_ = false;
+  unsigned merkle_dbi_ = 0;
+  unsigned checkpoints_dbi_ = 0;
+  // The checkpoint timer: every checkpoint_interval, when something was appended, a job that
+  // checkpoints every project whose tree grew.
+  void run_checkpointer(std::chrono::milliseconds interval);
+  std::atomic<bool> appended_{true};  // True at open: catch up trees and checkpoints.
+  std::mutex timer_mutex_;
+  std::condition_variable timer_wake_;
+  bool timer_stopping_ = false;
+  std::thread checkpointer_;
   mutable std::mutex keys_mutex_;
   mutable std::unordered_map<std::string, std::shared_ptr<const DataKey>> by_project_;
   mutable std::unordered_map<std::uint32_t, std::shared_ptr<const DataKey>> by_id_;

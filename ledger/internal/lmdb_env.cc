@@ -63,6 +63,7 @@ Result<bool> Cursor::seek(ByteView key) {
 Result<bool> Cursor::first() { return step(MDB_FIRST); }
 Result<bool> Cursor::next() { return step(MDB_NEXT); }
 Result<bool> Cursor::last() { return step(MDB_LAST); }
+Result<bool> Cursor::prev() { return step(MDB_PREV); }
 
 // ---- ReadTxn ----
 

@@ -66,6 +66,8 @@ class Cursor {
   Result<bool> next();
   // Positions at the last key. Returns false when the table is empty.
   Result<bool> last();
+  // Steps back. Returns false before the first key.
+  Result<bool> prev();
   ByteView key() const { return view_of(key_); }
   ByteView value() const { return view_of(value_); }
 

@@ -1,5 +1,9 @@
 #include "ledger/internal/writer.h"
 
+#include "ledger/checkpoint.h"
+#include "ledger/internal/tree_store.h"
+#include "ledger/merkle.h"
+
 #include <chrono>
 
 #include <sodium.h>
@@ -42,12 +46,14 @@ struct Writer::Completion {
 };
 
 Writer::Writer(Env& env, std::shared_ptr<const KeyRing> keys,
-               std::vector<ProjectorBinding> projectors, KeyLookup key_lookup, CommitHook on_commit)
+               std::vector<ProjectorBinding> projectors, KeyLookup key_lookup, CommitHook on_commit,
+               TreeOptions tree)
     : env_{env},
       keys_{std::move(keys)},
       projectors_{std::move(projectors)},
       key_lookup_{std::move(key_lookup)},
       on_commit_{std::move(on_commit)},
+      tree_{std::move(tree)},
       completion_thread_{[this] { complete(); }},
       thread_{[this] { run(); }} {}
 
@@ -84,13 +90,14 @@ void Writer::complete() {
         } else {
           append->done(std::get<Status>(result));
         }
-      } else {
-        auto& key = std::get<KeyJob>(done->jobs[i]);
+      } else if (auto* key = std::get_if<KeyJob>(&done->jobs[i])) {
         if (auto* id = std::get_if<std::uint32_t>(&result)) {
-          key.done.set_value(*id);
+          key->done.set_value(*id);
         } else {
-          key.done.set_value(std::get<Status>(result));
+          key->done.set_value(std::get<Status>(result));
         }
+      } else {
+        std::get<CheckpointJob>(done->jobs[i]).done.set_value(std::get<Status>(result));
       }
     }
   }
@@ -124,6 +131,23 @@ std::future<Result<std::uint32_t>> Writer::submit(KeyJob job) {
     job.done.set_value(Status::error(Code::kFatal, "ledger poisoned by an earlier commit failure"));
   } else if (stopping_) {
     job.done.set_value(Status::error(Code::kBusy, "ledger is shutting down"));
+  } else {
+    queue_.emplace_back(std::move(job));
+    lock.unlock();
+    wake_.notify_one();
+  }
+  return future;
+}
+
+std::future<Status> Writer::submit(CheckpointJob job) {
+  auto future = job.done.get_future();
+  std::unique_lock lock{mutex_};
+  if (poisoned_) {
+    job.done.set_value(Status::error(Code::kFatal, "ledger poisoned by an earlier commit failure"));
+  } else if (stopping_) {
+    job.done.set_value(Status::error(Code::kBusy, "ledger is shutting down"));
+  } else if (!tree_.enabled) {
+    job.done.set_value(Status::error(Code::kInvalid, "this ledger keeps no Merkle trees"));
   } else {
     queue_.emplace_back(std::move(job));
     lock.unlock();
@@ -189,8 +213,10 @@ void Writer::fail_all(std::vector<Job>& jobs, const Status& status) {
   for (auto& job : jobs) {
     if (auto* append = std::get_if<AppendJob>(&job)) {
       append->done(status);
+    } else if (auto* key = std::get_if<KeyJob>(&job)) {
+      key->done.set_value(status);
     } else {
-      std::get<KeyJob>(job).done.set_value(status);
+      std::get<CheckpointJob>(job).done.set_value(status);
     }
   }
 }
@@ -214,6 +240,7 @@ void Writer::process(std::vector<Job>& jobs) {
     if (!status.is_ok()) {
       for (auto& binding : projectors_) binding.projector->discard();
     }
+    if (status.is_ok()) status = apply_checkpoints_due(*txn, drain);
     if (status.is_ok()) {
       bool inject = false;
       {
@@ -254,6 +281,8 @@ void Writer::process(std::vector<Job>& jobs) {
       return;
     }
     if (txn.is_ok()) txn->abort();
+    tree_sizes_.clear();  // What the abandoned transaction wrote is gone.
+    checkpoint_sizes_.clear();
     if (status.code() == Code::kBusy) {  // MDB_MAP_FULL: grow the map and redo the drain.
       const std::size_t before = env_.map_bytes();
       if (Status grown = env_.grow_map(); !grown.is_ok()) {
@@ -277,8 +306,10 @@ Status Writer::apply_all(WriteTxn& txn, std::vector<Job>& jobs, Drain& drain) {
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     if (auto* append = std::get_if<AppendJob>(&jobs[i])) {
       TRAIL_TRY(apply_append(txn, *append, drain, i));
+    } else if (auto* key = std::get_if<KeyJob>(&jobs[i])) {
+      TRAIL_TRY(apply_key(txn, *key, drain, i));
     } else {
-      TRAIL_TRY(apply_key(txn, std::get<KeyJob>(jobs[i]), drain, i));
+      TRAIL_TRY(apply_checkpoint(txn, std::get<CheckpointJob>(jobs[i]), drain, i));
     }
   }
   for (const auto& project : drain.dirty) {
@@ -307,6 +338,7 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
     }
     drain.views_checked.push_back(job.project);
   }
+  if (tree_.enabled) TRAIL_TRY(ensure_tree(txn, job.project, head->seq));
 
   // Phase 1: claim each new event id in the index (one B-tree descent per event: the insert
   // itself reports an id that is already there). plan[i]: -1 new (seq[i] assigned); -2
@@ -371,6 +403,10 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
     return load_event(txn, job.project, s, key_lookup_);
   };
   const TimeUs server_time = std::max(drain.now_us, head->server_time_us);
+  const merkle::NodeGet tree_get = node_reader(txn, tree_.merkle, job.project);
+  const merkle::NodePut tree_put = [&](unsigned level, std::uint64_t at, const Digest& node) {
+    return txn.put(tree_.merkle, as_bytes(merkle_key(job.project, level, at)), node);
+  };
   for (std::size_t i = 0; i < n; ++i) {
     SealedEvent& ev = job.events[i];
     if (plan[i] == -2) {
@@ -402,6 +438,7 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
     const Digest hash = leaf_hash({*slot, envelope.size_bytes()});
     *head = HeadRecord{seq[i], hash, server_time};
     receipts[i] = Receipt{seq[i], hash, false};
+    if (tree_.enabled) TRAIL_TRY(merkle::append(seq[i] - 1, hash, tree_get, tree_put));
     if (!projectors_.empty()) {
       const AppendedEvent appended{job.project, seq[i], server_time, &ev.header,
                                    job.key.get(), &loader};
@@ -425,6 +462,7 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
     drain.dirty.push_back(job.project);
   }
   TRAIL_ASSERT(head->seq + 1 == next_seq);
+  if (tree_.enabled) tree_sizes_[job.project] = head->seq;
   drain.results[index] = std::move(receipts);
   return Status::ok();
 }
@@ -448,6 +486,96 @@ Status Writer::apply_key(WriteTxn& txn, KeyJob& job, Drain& drain, std::size_t i
   TRAIL_TRY(txn.put(Table::kProjectKeys, as_bytes(pkey), as_bytes(key_id_key(id))));
   TRAIL_TRY(txn.put(Table::kMeta, as_bytes(kMetaNextKeyId), as_bytes(key_id_key(id + 1))));
   drain.results[index] = id;
+  return Status::ok();
+}
+
+Status Writer::ensure_tree(WriteTxn& txn, const std::string& project, std::uint64_t head_seq) {
+  if (auto it = tree_sizes_.find(project); it != tree_sizes_.end() && it->second == head_seq) {
+    return Status::ok();
+  }
+  TRAIL_ASSIGN_OR_RETURN(std::uint64_t size, stored_tree_size(txn, tree_.merkle, project, head_seq));
+  if (size < head_seq) {
+    // A chain from before the trees (or a tree lost with its sub-database): grow it from the
+    // stored events, whose hashes are its leaves.
+    const merkle::NodeGet get = node_reader(txn, tree_.merkle, project);
+    const merkle::NodePut put = [&](unsigned level, std::uint64_t at, const Digest& node) {
+      return txn.put(tree_.merkle, as_bytes(merkle_key(project, level, at)), node);
+    };
+    for (std::uint64_t seq = size + 1; seq <= head_seq; ++seq) {
+      TRAIL_ASSIGN_OR_RETURN(auto envelope, txn.get(Table::kEvents, as_bytes(event_key(project, seq))));
+      if (!envelope) {
+        return Status::error(Code::kCorrupt, "event " + std::to_string(seq) + " of " + project +
+                                                 " is missing");
+      }
+      TRAIL_TRY(merkle::append(seq - 1, leaf_hash(*envelope), get, put));
+    }
+  }
+  tree_sizes_[project] = head_seq;
+  return Status::ok();
+}
+
+Result<std::uint64_t> Writer::checkpoint_size(WriteTxn& txn, const std::string& project) {
+  if (auto it = checkpoint_sizes_.find(project); it != checkpoint_sizes_.end()) return it->second;
+  TRAIL_ASSIGN_OR_RETURN(auto latest, latest_checkpoint(txn, tree_.checkpoints, project));
+  const std::uint64_t size = latest ? latest->first : 0;
+  checkpoint_sizes_[project] = size;
+  return size;
+}
+
+Status Writer::write_checkpoint(WriteTxn& txn, const std::string& project, std::uint64_t size) {
+  TRAIL_ASSIGN_OR_RETURN(Digest root, merkle::root(size, node_reader(txn, tree_.merkle, project)));
+  Checkpoint checkpoint;
+  checkpoint.origin = tree_.origin + "/" + project;
+  checkpoint.size = size;
+  checkpoint.root = root;
+  TRAIL_ASSIGN_OR_RETURN(std::string note, sign_checkpoint(checkpoint, keys_->signer()));
+  TRAIL_TRY(txn.put(tree_.checkpoints, as_bytes(checkpoint_key(project, size)), as_bytes(note)));
+  checkpoint_sizes_[project] = size;
+  return Status::ok();
+}
+
+Status Writer::apply_checkpoint(WriteTxn& txn, CheckpointJob& job, Drain& drain,
+                                std::size_t index) {
+  std::vector<std::string> projects;
+  if (!job.project.empty()) {
+    projects.push_back(job.project);
+  } else {
+    Cursor cursor = txn.cursor(Table::kHeads);
+    TRAIL_ASSIGN_OR_RETURN(bool more, cursor.first());
+    while (more) {
+      const ByteView key = cursor.key();
+      if (key.empty() || key[0] + 1U != key.size()) {
+        return Status::error(Code::kCorrupt, "heads key is malformed");
+      }
+      projects.emplace_back(as_chars(key.subspan(1)));
+      TRAIL_ASSIGN_OR_RETURN(more, cursor.next());
+    }
+  }
+  for (const auto& project : projects) {
+    TRAIL_ASSIGN_OR_RETURN(HeadRecord* head, drain.head(txn, project));
+    if (head->seq == 0) {
+      if (!job.project.empty()) {
+        drain.results[index] = Status::error(Code::kNotFound, project + " has no events");
+        return Status::ok();
+      }
+      continue;
+    }
+    TRAIL_ASSIGN_OR_RETURN(std::uint64_t last, checkpoint_size(txn, project));
+    if (last >= head->seq) continue;
+    TRAIL_TRY(ensure_tree(txn, project, head->seq));
+    TRAIL_TRY(write_checkpoint(txn, project, head->seq));
+  }
+  drain.results[index] = Status::ok();
+  return Status::ok();
+}
+
+Status Writer::apply_checkpoints_due(WriteTxn& txn, Drain& drain) {
+  if (!tree_.enabled || tree_.checkpoint_every == 0) return Status::ok();
+  for (const auto& project : drain.dirty) {
+    const HeadRecord& head = drain.heads.at(project);
+    TRAIL_ASSIGN_OR_RETURN(std::uint64_t last, checkpoint_size(txn, project));
+    if (head.seq >= last + tree_.checkpoint_every) TRAIL_TRY(write_checkpoint(txn, project, head.seq));
+  }
   return Status::ok();
 }
 

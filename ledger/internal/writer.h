@@ -23,6 +23,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -55,6 +56,23 @@ struct KeyJob {
   std::promise<Result<std::uint32_t>> done;
 };
 
+// Issues checkpoints: for one project (on demand), or for every project whose tree grew since
+// its last checkpoint (project ""). Resolves once they are durable.
+struct CheckpointJob {
+  std::string project;
+  std::promise<Status> done;
+};
+
+// The Merkle trees and checkpoints (tree_store.h). Disabled: no tree is kept.
+struct TreeOptions {
+  bool enabled = false;
+  MDB_dbi merkle = 0;
+  MDB_dbi checkpoints = 0;
+  std::string origin;                 // A project's checkpoints name origin + "/" + project.
+  std::uint64_t checkpoint_every = 0;  // Also checkpoint in a commit that reaches this many
+                                       // events since the last one (0: never by count).
+};
+
 using CommitHook = std::function<void(std::size_t events, std::uint64_t commit_us)>;
 
 class Writer {
@@ -65,7 +83,7 @@ class Writer {
   // `on_commit` (optional) hears of every successful commit: events in it and how long the
   // commit itself (the fsync) took; it runs on the writer thread and must be quick.
   Writer(Env& env, std::shared_ptr<const KeyRing> keys, std::vector<ProjectorBinding> projectors,
-         KeyLookup key_lookup, CommitHook on_commit = {});
+         KeyLookup key_lookup, CommitHook on_commit = {}, TreeOptions tree = {});
   ~Writer();  // Commits what is queued, then stops.
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -74,6 +92,7 @@ class Writer {
   // kFatal once poisoned.
   void submit(AppendJob job);
   std::future<Result<std::uint32_t>> submit(KeyJob job);
+  std::future<Status> submit(CheckpointJob job);
 
   // Runs `work` on the writer thread between commits, with no other write in progress, and
   // resolves with what it returns (e.g. a projection rebuild, which commits in chunks).
@@ -84,7 +103,7 @@ class Writer {
   void inject_commit_failures(int count);
 
  private:
-  using Job = std::variant<AppendJob, KeyJob>;
+  using Job = std::variant<AppendJob, KeyJob, CheckpointJob>;
   struct Drain;
 
   // Jobs of a committed drain with their outcomes, waiting to be resolved.
@@ -97,6 +116,15 @@ class Writer {
   Status apply_all(WriteTxn& txn, std::vector<Job>& jobs, Drain& drain);
   Status apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::size_t index);
   Status apply_key(WriteTxn& txn, KeyJob& job, Drain& drain, std::size_t index);
+  Status apply_checkpoint(WriteTxn& txn, CheckpointJob& job, Drain& drain, std::size_t index);
+  // Brings `project`'s Merkle tree up to `head_seq` leaves from the stored events.
+  Status ensure_tree(WriteTxn& txn, const std::string& project, std::uint64_t head_seq);
+  // Size of `project`'s latest checkpoint (0: none).
+  Result<std::uint64_t> checkpoint_size(WriteTxn& txn, const std::string& project);
+  // Signs and stores the checkpoint of `project` at `size` (its tree must hold `size` leaves).
+  Status write_checkpoint(WriteTxn& txn, const std::string& project, std::uint64_t size);
+  // The checkpoints due by count in the drain's projects.
+  Status apply_checkpoints_due(WriteTxn& txn, Drain& drain);
   void fail_all(std::vector<Job>& jobs, const Status& status);
 
   Env& env_;
@@ -104,6 +132,10 @@ class Writer {
   std::vector<ProjectorBinding> projectors_;
   KeyLookup key_lookup_;
   CommitHook on_commit_;
+  TreeOptions tree_;
+  // Writer thread only; what committed transactions left (cleared when one is abandoned).
+  std::unordered_map<std::string, std::uint64_t> tree_sizes_;
+  std::unordered_map<std::string, std::uint64_t> checkpoint_sizes_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> queue_;
