@@ -132,6 +132,8 @@ struct FreshLedger {
     options.data_dir = dir.data();
     options.keys = keys;
     options.initial_map_bytes = kMapBytes;
+    // TRAIL_BENCH_NO_TREES=1 measures appends without the Merkle trees (their cost).
+    options.merkle_trees = std::getenv("TRAIL_BENCH_NO_TREES") == nullptr;
     auto opened = Ledger::open(options);
     if (!opened.is_ok()) return fail(opened.status().to_string());
     ledger = std::move(*opened);

@@ -63,6 +63,8 @@ class LedgerTest : public ::testing::Test {
   virtual std::size_t initial_map_bytes() const { return 64U << 20U; }
   // Views to register with the ledger on every (re)open.
   virtual std::vector<std::shared_ptr<ledger::Projector>> projectors() const { return {}; }
+  // Further options for every (re)open.
+  virtual void configure(ledger::LedgerOptions& options) const { (void)options; }
 
   void reopen(bool with_keys = true) {
     ledger_.reset();
@@ -71,6 +73,7 @@ class LedgerTest : public ::testing::Test {
     options.keys = with_keys ? keys_ : nullptr;
     options.initial_map_bytes = initial_map_bytes();
     options.projectors = projectors();
+    configure(options);
     auto opened = ledger::Ledger::open(options);
     ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
     ledger_ = std::move(*opened);
