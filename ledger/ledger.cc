@@ -92,6 +92,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
     }
   }
   tree.origin = options.checkpoint_origin;
+  if (tree.origin.empty() && ledger->keys_) tree.origin = ledger->keys_->signer().name();
   tree.checkpoint_every = options.checkpoint_every_events;
   if (!read_only) {
     Ledger* self = ledger.get();

@@ -50,9 +50,11 @@ struct LedgerOptions {
   // metrics. Runs on the writer thread; must be quick.
   std::function<void(std::size_t events, std::uint64_t commit_us)> on_commit;
   // Merkle trees and signed checkpoints (RFC 6962 / C2SP tlog-checkpoint), kept inside the
-  // append's commit. A project's checkpoints name `checkpoint_origin` + "/" + project.
+  // append's commit. A project's checkpoints name `checkpoint_origin` + "/" + project; empty
+  // means the signing key's name (`trailctl init --key-name`, by default the host name), so
+  // every process writing to the directory names checkpoints alike.
   bool merkle_trees = true;
-  std::string checkpoint_origin = "trail";
+  std::string checkpoint_origin;
   // A checkpoint is issued in the commit that reaches this many events since the last one
   // (0: never by count), and by a timer within `checkpoint_interval` of any append.
   std::uint64_t checkpoint_every_events = 10'000;

@@ -64,6 +64,8 @@ int main(int argc, char** argv) {
   unsigned read_timeout_s = 30;
   unsigned idle_timeout_s = 60;
   bool no_access_log = false;
+  std::uint64_t checkpoint_every = 10'000;
+  unsigned checkpoint_seconds = 2;
   std::string log_level = "info";
   app.add_option("--data", data_dir, "data directory")->capture_default_str();
   app.add_option("--keys", keys_dir, "key directory")->capture_default_str();
@@ -89,6 +91,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1U, 3600U))
       ->capture_default_str();
   app.add_flag("--no-access-log", no_access_log, "do not log one line per request");
+  app.add_option("--checkpoint-every", checkpoint_every,
+                 "also sign a checkpoint every N events of a project (0: only by time)")
+      ->capture_default_str();
+  app.add_option("--checkpoint-seconds", checkpoint_seconds,
+                 "sign a checkpoint of every grown project within this many seconds")
+      ->check(CLI::Range(1U, 3600U))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   try {
     app.parse(argc, argv);
@@ -127,6 +136,8 @@ int main(int argc, char** argv) {
   options.data_dir = data_dir;
   options.keys = *keys;
   options.projectors = {views.cases, views.reports, views.access, views.sync, views.identity};
+  options.checkpoint_every_events = checkpoint_every;
+  options.checkpoint_interval = std::chrono::seconds(checkpoint_seconds);
   options.on_commit = [&metrics](std::size_t events, std::uint64_t commit_us) {
     metrics.events_per_commit().observe(static_cast<double>(events));
     metrics.commit_latency_seconds().observe(static_cast<double>(commit_us) / 1e6);

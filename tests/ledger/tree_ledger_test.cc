@@ -107,7 +107,7 @@ TEST_F(TreeLedgerTest, CheckpointsByCountAndOnDemandAreSignedOverTheRoot) {
   ASSERT_TRUE(latest.is_ok() && latest->has_value());
   EXPECT_EQ((*latest)->size, 25U);
   const auto checkpoint = open_checkpoint((*latest)->note);
-  EXPECT_EQ(checkpoint.origin, "trail/clinic-a");
+  EXPECT_EQ(checkpoint.origin, keys_->signer().name() + "/clinic-a");
   EXPECT_EQ(checkpoint.size, 25U);
   EXPECT_EQ(checkpoint.root, ledger::merkle::root_of(hashes));
   // Nothing new: on demand issues nothing more.
