@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """independent_verify.py: verify a Trail data directory from docs/FORMAT.md alone.
 
-Usage: independent_verify.py [--keys KEY_DIR] [--project P] DATA_DIR
+Usage: independent_verify.py [--keys KEY_DIR] [--project P] [--vkey VKEY]... DATA_DIR
+       independent_verify.py --self-test FIXTURES_DIR
+       independent_verify.py --print-vkey KEY_DIR
 
 Written from the format specification, not from the C++ sources, and importing nothing from
 the project: the point is to show that the specification is enough to check a ledger. It
@@ -23,16 +25,41 @@ Exit status and output, as `trailctl verify`:
   1  "TAMPERED project=P seq=N: reason"    (the first problem, with trailctl's blame rule)
   2  "independent_verify: message" on stderr: no verdict (not a Trail data directory, a
      malformed head record, keys that do not match kek_check, no mdb_dump, ...)
+
+Merkle trees and checkpoints (FORMAT.md, the "merkle" and "checkpoints" sub-databases; the
+note formats from c2sp.org/signed-note and c2sp.org/tlog-checkpoint, copied under
+tests/fixtures/merkle/c2sp/), checked after the chains:
+  * "merkle" holds, per project, exactly the complete RFC 6962 subtrees of its events: node
+    (L, i), covering events i*2^L+1 .. (i+1)*2^L, for every (i+1)*2^L <= events, each equal to
+    the hash recomputed from the events (level 0: the event hashes; level L: SHA-256(0x01 ||
+    (L-1, 2i) || (L-1, 2i+1))). Blamed on the first event the node covers.
+  * every note in "checkpoints" is a well-formed signed note whose text is a checkpoint:
+    origin ending in "/<project>", tree size equal to the size in its key and at most the
+    project's events, root equal to the RFC 6962 root of the first `size` events (recomputed
+    from the events, not read from "merkle"). With --vkey (repeatable) it must carry a
+    signature by that key, and every signature line naming that key (name and key id) must
+    verify; Ed25519 (RFC 8032) is implemented here in pure Python. Blamed on seq = tree size.
+A data directory from before Merkle trees (no "merkle" sub-database) passes with a note.
+
+Other modes:
+  --self-test FIXTURES   RFC 8032 test vectors, the C2SP signed-note example and the
+                         serverless-log checkpoints (signature and root from the leaves) under
+                         FIXTURES (tests/fixtures/merkle); exit 0 and "self-test passed: ...",
+                         or exit 1 and "SELF-TEST FAILED: reason".
+  --print-vkey KEY_DIR   the verifier key of KEY_DIR's checkpoint signing key (key_name and the
+                         public key of the signing.key seed, which must match signing.pub).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import bisect
 import ctypes
 import ctypes.util
 import hashlib
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -116,10 +143,17 @@ def show(project: bytes) -> str:
 # ---- Reading the sub-databases ------------------------------------------------------------
 
 
-def dump(data_dir: str, name: str) -> list[tuple[bytes, bytes]]:
-    """Every (key, value) of sub-database `name`, in LMDB key order (byte-wise)."""
+def subdatabases(data_dir: str) -> set[bytes]:
+    """The names of the sub-databases: the keys of LMDB's main database."""
+    return {key for key, _ in dump(data_dir, None)}
+
+
+def dump(data_dir: str, name: Optional[str]) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) of sub-database `name` (None: the main database), in LMDB key order
+    (byte-wise)."""
     try:
-        proc = subprocess.run(["mdb_dump", "-s", name, data_dir], stdout=subprocess.PIPE,
+        proc = subprocess.run(["mdb_dump"] + (["-s", name] if name else []) + [data_dir],
+                              stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, check=False)
     except FileNotFoundError as e:
         raise Fatal("mdb_dump not found on PATH (install lmdb-utils)") from e
@@ -429,6 +463,515 @@ class Sodium:
         return out.raw[:out_len.value]
 
 
+# ---- Ed25519 (RFC 8032, section 5.1; after the reference code of section 6) ------------------
+
+ED_P = 2**255 - 19
+ED_Q = 2**252 + 27742317777372353535851937790883648493  # The group order (RFC 8032: L).
+ED_D = -121665 * pow(121666, ED_P - 2, ED_P) % ED_P
+ED_SQRT_M1 = pow(2, (ED_P - 1) // 4, ED_P)
+Point = tuple[int, int, int, int]  # Extended homogeneous coordinates (X, Y, Z, T).
+ED_IDENTITY: Point = (0, 1, 1, 0)
+
+
+def ed_add(p: Point, q: Point) -> Point:
+    a = (p[1] - p[0]) * (q[1] - q[0]) % ED_P
+    b = (p[1] + p[0]) * (q[1] + q[0]) % ED_P
+    c = 2 * p[3] * q[3] * ED_D % ED_P
+    d = 2 * p[2] * q[2] % ED_P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % ED_P, g * h % ED_P, f * g % ED_P, e * h % ED_P)
+
+
+def ed_mul(s: int, p: Point) -> Point:
+    q = ED_IDENTITY
+    while s > 0:
+        if s & 1:
+            q = ed_add(q, p)
+        p = ed_add(p, p)
+        s >>= 1
+    return q
+
+
+def ed_equal(p: Point, q: Point) -> bool:
+    return (p[0] * q[2] - q[0] * p[2]) % ED_P == 0 and (p[1] * q[2] - q[1] * p[2]) % ED_P == 0
+
+
+def ed_recover_x(y: int, sign: int) -> Optional[int]:
+    if y >= ED_P:
+        return None  # Non-canonical encoding.
+    x2 = (y * y - 1) * pow(ED_D * y * y + 1, ED_P - 2, ED_P) % ED_P
+    if x2 == 0:
+        return None if sign else 0
+    x = pow(x2, (ED_P + 3) // 8, ED_P)
+    if (x * x - x2) % ED_P != 0:
+        x = x * ED_SQRT_M1 % ED_P
+    if (x * x - x2) % ED_P != 0:
+        return None
+    if (x & 1) != sign:
+        x = ED_P - x
+    return x
+
+
+ED_GY = 4 * pow(5, ED_P - 2, ED_P) % ED_P
+ED_GX = ed_recover_x(ED_GY, 0)
+assert ED_GX is not None
+ED_B: Point = (ED_GX, ED_GY, 1, ED_GX * ED_GY % ED_P)
+
+
+def ed_compress(p: Point) -> bytes:
+    zinv = pow(p[2], ED_P - 2, ED_P)
+    x, y = p[0] * zinv % ED_P, p[1] * zinv % ED_P
+    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+
+
+def ed_decompress(s: bytes) -> Optional[Point]:
+    if len(s) != 32:
+        return None
+    y = int.from_bytes(s, "little")
+    sign, y = y >> 255, y & ((1 << 255) - 1)
+    x = ed_recover_x(y, sign)
+    if x is None:
+        return None
+    return (x, y, 1, x * y % ED_P)
+
+
+def ed_small_order(p: Point) -> bool:
+    return ed_equal(ed_mul(8, p), ED_IDENTITY)
+
+
+def ed_sha512_modq(data: bytes) -> int:
+    return int.from_bytes(hashlib.sha512(data).digest(), "little") % ED_Q
+
+
+def ed_expand(seed: bytes) -> tuple[int, bytes]:
+    h = hashlib.sha512(seed).digest()
+    a = int.from_bytes(h[:32], "little")
+    a &= (1 << 254) - 8
+    a |= 1 << 254
+    return a, h[32:]
+
+
+def ed25519_public_key(seed: bytes) -> bytes:
+    """The public key of a 32-byte RFC 8032 private key (seed)."""
+    return ed_compress(ed_mul(ed_expand(seed)[0], ED_B))
+
+
+def ed25519_sign(seed: bytes, message: bytes) -> bytes:
+    """RFC 8032 5.1.6. Not used to verify anything: the self-test checks it against the RFC's
+    vectors and the test script uses it to forge a validly signed, wrong checkpoint."""
+    a, prefix = ed_expand(seed)
+    public = ed_compress(ed_mul(a, ED_B))
+    r = ed_sha512_modq(prefix + message)
+    rs = ed_compress(ed_mul(r, ED_B))
+    s = (r + ed_sha512_modq(rs + public + message) * a) % ED_Q
+    return rs + s.to_bytes(32, "little")
+
+
+def ed25519_verify(public: bytes, message: bytes, signature: bytes) -> bool:
+    """RFC 8032 5.1.7, with the checks libsodium adds: canonical A and R, S < L, and neither
+    A nor R of small order. Checks [S]B = R + [k]A."""
+    if len(public) != 32 or len(signature) != 64:
+        return False
+    a = ed_decompress(public)
+    r = ed_decompress(signature[:32])
+    if a is None or r is None or ed_small_order(a) or ed_small_order(r):
+        return False
+    s = int.from_bytes(signature[32:], "little")
+    if s >= ED_Q:
+        return False
+    k = ed_sha512_modq(signature[:32] + public + message)
+    return ed_equal(ed_mul(s, ED_B), ed_add(r, ed_mul(k, a)))
+
+
+# ---- Signed notes and checkpoints (c2sp.org/signed-note, c2sp.org/tlog-checkpoint) ---------
+
+NOTE_SIGNATURES_MAX = 100  # The spec requires accepting at least 16.
+SIG_TYPE_ED25519 = 0x01
+# Unicode spaces a key name must not contain (and '+').
+KEY_NAME_FORBIDDEN = set("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000+") | \
+    {chr(c) for c in range(0x2000, 0x200B)}
+
+
+class NoteError(Exception):
+    """A note or checkpoint text that breaks a rule of its specification."""
+
+
+def b64_strict(text: str, what: str) -> bytes:
+    """Standard base64 with padding, canonical (re-encodes to the same text)."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError) as e:
+        raise NoteError(f"{what} is not base64") from e
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise NoteError(f"{what} is not canonical base64")
+    return raw
+
+
+def valid_key_name(name: str) -> bool:
+    return bool(name) and not any(c in KEY_NAME_FORBIDDEN or ord(c) < 0x20 for c in name)
+
+
+def ed25519_key_id(name: str, public: bytes) -> bytes:
+    """SHA-256(name || 0x0A || 0x01 || public key)[:4] (c2sp.org/signed-note)."""
+    return hashlib.sha256(name.encode() + b"\n" + bytes([SIG_TYPE_ED25519]) + public).digest()[:4]
+
+
+@dataclass
+class VerifierKey:
+    name: str
+    key_id: bytes  # 4 bytes, big-endian
+    public: bytes
+
+    def text(self) -> str:
+        return (f"{self.name}+{self.key_id.hex()}+"
+                f"{base64.b64encode(bytes([SIG_TYPE_ED25519]) + self.public).decode()}")
+
+
+def parse_vkey(text: str) -> VerifierKey:
+    """<name>+<8 hex digits of key id>+<base64(0x01 || 32-byte public key)>; raises NoteError."""
+    parts = text.split("+", 2)
+    if len(parts) != 3:
+        raise NoteError("verifier key is not name+keyid+key")
+    name, hex_id, key = parts
+    if not valid_key_name(name):
+        raise NoteError(f"verifier key name {name!r} is not a valid key name")
+    if not re.fullmatch(r"[0-9a-fA-F]{8}", hex_id):
+        raise NoteError("verifier key id is not 8 hex digits")
+    raw = b64_strict(key, "verifier key")
+    if len(raw) != 33 or raw[0] != SIG_TYPE_ED25519:
+        raise NoteError("verifier key is not an Ed25519 key (0x01 || 32 bytes)")
+    vkey = VerifierKey(name, bytes.fromhex(hex_id), raw[1:])
+    if ed25519_key_id(name, vkey.public) != vkey.key_id:
+        raise NoteError(f"verifier key id {hex_id} is not SHA-256(name || 0x0A || 0x01 || "
+                        f"key)[:4] = {ed25519_key_id(name, vkey.public).hex()}")
+    if ed_decompress(vkey.public) is None:
+        raise NoteError("verifier key is not a valid Ed25519 point")
+    return vkey
+
+
+def parse_note(note: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """Splits a signed note into its text (with its final newline) and signature lines
+    (name, decoded signature = key id || signature); raises NoteError."""
+    try:
+        text = note.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise NoteError("note is not valid UTF-8") from e
+    if any(ord(c) < 0x20 and c != "\n" for c in text):
+        raise NoteError("note holds a control character other than newline")
+    if not text.endswith("\n"):
+        raise NoteError("note does not end in a newline")
+    blank = text.rfind("\n\n")
+    if blank < 0:
+        raise NoteError("note has no blank line before its signatures")
+    body, block = text[:blank + 1], text[blank + 2:]
+    lines = block.split("\n")[:-1]
+    if not lines:
+        raise NoteError("note has no signature lines")
+    if len(lines) > NOTE_SIGNATURES_MAX:
+        raise NoteError(f"note has more than {NOTE_SIGNATURES_MAX} signature lines")
+    signatures = []
+    for line in lines:
+        m = re.fullmatch(r"\u2014 ([^ ]+) ([^ ]+)", line)
+        if m is None:
+            raise NoteError(f"signature line {line[:60]!r} is not '\u2014 <name> <base64>'")
+        name, sig = m.group(1), b64_strict(m.group(2), "signature")
+        if not valid_key_name(name):
+            raise NoteError(f"signature key name {name!r} is not a valid key name")
+        if len(sig) < 5:
+            raise NoteError("signature is shorter than a key id and one byte")
+        signatures.append((name, sig))
+    return body.encode("utf-8"), signatures
+
+
+def check_signatures(text: bytes, signatures: list[tuple[str, bytes]],
+                     vkeys: list[VerifierKey]) -> None:
+    """Every line that names a given key (name and key id) verifies, and at least one does;
+    lines by other keys are ignored (c2sp.org/signed-note). Raises NoteError."""
+    verified = 0
+    for name, sig in signatures:
+        for vkey in vkeys:
+            if name == vkey.name and sig[:4] == vkey.key_id:
+                if len(sig) != 4 + 64 or not ed25519_verify(vkey.public, text, sig[4:]):
+                    raise NoteError(f"signature by {vkey.name}+{vkey.key_id.hex()} does not "
+                                    f"verify (Ed25519 over the note text)")
+                verified += 1
+    if verified == 0:
+        raise NoteError("no signature by the given key " +
+                        " or ".join(f"{k.name}+{k.key_id.hex()}" for k in vkeys) +
+                        f" (signed by: {', '.join(sorted({n for n, _ in signatures}))})")
+
+
+@dataclass
+class CheckpointText:
+    origin: str
+    size: int
+    root: bytes
+    extensions: list[str]
+
+
+def parse_checkpoint(text: bytes) -> CheckpointText:
+    """origin\\nsize\\nbase64(root)\\n[extension\\n]... strictly; raises NoteError."""
+    lines = text.decode("utf-8").split("\n")
+    if lines[-1] != "" or len(lines) < 4:
+        raise NoteError("checkpoint text has fewer than three lines")
+    lines = lines[:-1]
+    origin, size_text, root_text, extensions = lines[0], lines[1], lines[2], lines[3:]
+    if not origin:
+        raise NoteError("checkpoint origin is empty")
+    if not re.fullmatch(r"0|[1-9][0-9]*", size_text) or int(size_text) >= 1 << 64:
+        raise NoteError(f"checkpoint tree size {size_text!r} is not a 64-bit decimal without "
+                        f"sign or leading zeros")
+    root = b64_strict(root_text, "checkpoint root")
+    if len(root) != 32:
+        raise NoteError(f"checkpoint root has {len(root)} bytes, not 32")
+    if any(not line for line in extensions):
+        raise NoteError("checkpoint has an empty extension line")
+    return CheckpointText(origin, int(size_text), root, extensions)
+
+
+# ---- RFC 6962 Merkle trees -----------------------------------------------------------------
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def complete_subtrees(leaves: list[bytes]) -> list[list[bytes]]:
+    """levels[L][i] = hash of the complete subtree of leaves [i*2^L, (i+1)*2^L)."""
+    levels = [leaves]
+    while len(levels[-1]) >= 2:
+        below = levels[-1]
+        levels.append([node_hash(below[2 * i], below[2 * i + 1])
+                       for i in range(len(below) // 2)])
+    return levels
+
+
+def mth(levels: list[list[bytes]], start: int, n: int) -> bytes:
+    """MTH of leaves [start, start + n) by the RFC 6962 recursion (k = the largest power of two
+    below n); a complete aligned subtree is read from `levels` (recomputed, never stored)."""
+    if n == 0:
+        return EMPTY_ROOT
+    if n & (n - 1) == 0 and start % n == 0:
+        level = n.bit_length() - 1
+        return levels[level][start >> level]
+    k = 1 << ((n - 1).bit_length() - 1)
+    return node_hash(mth(levels, start, k), mth(levels, start + k, n - k))
+
+
+def events_covered(level: int, index: int) -> str:
+    first, last = index * (1 << level) + 1, (index + 1) * (1 << level)
+    return f"event {first}" if first == last else f"events {first}..{last}"
+
+
+def check_trees(data_dir: str, chains: dict[bytes, list[bytes]], all_projects: bool,
+                vkeys: list[VerifierKey]) -> Optional[str]:
+    """Checks "merkle" and "checkpoints" against `chains` (project -> event hashes in seq
+    order). Returns the summary phrase, or None when the directory predates Merkle trees."""
+    names = subdatabases(data_dir)
+    if b"merkle" not in names and b"checkpoints" not in names:
+        return None
+    if b"merkle" not in names or b"checkpoints" not in names:
+        raise Tampered("-", 0, "one of the sub-databases merkle and checkpoints is missing")
+
+    stored: dict[bytes, dict[tuple[int, int], bytes]] = {}
+    for key, value in dump(data_dir, "merkle"):
+        n = key[0] if key else 0
+        if not key or len(key) != 1 + n + 1 + 8:
+            raise Tampered("-", 0, f"malformed merkle key {key.hex()}")
+        project, level, index = key[1:1 + n], key[1 + n], u64be(key, 2 + n)
+        if only_project(project, chains, all_projects) is None:
+            continue
+        if level >= 64 or len(value) != 32:
+            raise Tampered(show(project), 0 if level >= 64 else index * (1 << level) + 1,
+                           f"Merkle node {level}/{index} is malformed (level >= 64 or value "
+                           f"not 32 bytes)")
+        stored.setdefault(project, {})[(level, index)] = value
+
+    notes: dict[bytes, list[tuple[int, bytes]]] = {}
+    for key, value in dump(data_dir, "checkpoints"):
+        n = key[0] if key else 0
+        if not key or len(key) != 1 + n + 8:
+            raise Tampered("-", 0, f"malformed checkpoints key {key.hex()}")
+        project = key[1:1 + n]
+        if only_project(project, chains, all_projects) is None:
+            continue
+        notes.setdefault(project, []).append((u64be(key, 1 + n), value))
+
+    node_count = checkpoint_count = 0
+    for project, leaves in chains.items():
+        levels = complete_subtrees(leaves)
+        nodes = stored.pop(project, {})
+        # Every complete subtree, lowest level first, so the lowest wrong node is named.
+        for level, hashes in enumerate(levels):
+            for index, expected in enumerate(hashes):
+                value = nodes.pop((level, index), None)
+                where = f"Merkle node {level}/{index} ({events_covered(level, index)})"
+                if value is None:
+                    raise Tampered(show(project), index * (1 << level) + 1, f"{where} is missing")
+                if value != expected:
+                    raise Tampered(show(project), index * (1 << level) + 1,
+                                   f"{where} differs from the hash recomputed from the events")
+                node_count += 1
+        if nodes:
+            level, index = min(nodes)
+            raise Tampered(show(project), index * (1 << level) + 1,
+                           f"Merkle node {level}/{index} ({events_covered(level, index)}) lies "
+                           f"outside the tree of the project's {len(leaves)} events")
+        for size, note in notes.pop(project, []):
+            check_checkpoint(project, size, note, levels, len(leaves), vkeys)
+            checkpoint_count += 1
+    if stored:
+        project = next(iter(stored))
+        raise Tampered(show(project), 0, "Merkle nodes stored for a project with no chain")
+    if notes:
+        project = next(iter(notes))
+        raise Tampered(show(project), notes[project][0][0],
+                       "checkpoint stored for a project with no chain")
+
+    signatures = ("signatures not checked (no --vkey)" if not vkeys else
+                  "signatures verified" if checkpoint_count else "no signatures to verify")
+    return (f"{node_count} Merkle node{'' if node_count == 1 else 's'} and "
+            f"{checkpoint_count} checkpoint{'' if checkpoint_count == 1 else 's'} checked, "
+            f"{signatures}")
+
+
+def only_project(project: bytes, chains: dict[bytes, list[bytes]],
+                 all_projects: bool) -> Optional[bytes]:
+    """`project` when its entries are to be checked: every project, or the one of --project."""
+    return project if all_projects or project in chains else None
+
+
+def check_checkpoint(project: bytes, size: int, note: bytes, levels: list[list[bytes]],
+                     events: int, vkeys: list[VerifierKey]) -> None:
+    def fail(reason: str) -> None:
+        raise Tampered(show(project), size, f"checkpoint {size}: {reason}")
+
+    try:
+        text, signatures = parse_note(note)
+        if vkeys:
+            check_signatures(text, signatures, vkeys)
+        checkpoint = parse_checkpoint(text)
+    except NoteError as e:
+        fail(str(e))
+    if checkpoint.size != size:
+        fail(f"its text says tree size {checkpoint.size}")
+    suffix = "/" + show(project)
+    if not checkpoint.origin.endswith(suffix) or checkpoint.origin == suffix:
+        fail(f"origin {checkpoint.origin!r} does not end in {suffix!r}")
+    if size > events:
+        fail(f"tree size exceeds the project's {events} events")
+    if checkpoint.root != mth(levels, 0, size):
+        fail(f"root does not match the RFC 6962 root of the first {size} events")
+
+
+# ---- Self-test and verifier keys -------------------------------------------------------------
+
+RFC8032_VECTORS = [  # RFC 8032 section 7.1, TEST 1-3: (secret, public, message, signature).
+    ("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+     "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
+     "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701"
+     "cf9b46bd25bf5f0595bbe24655141438e7a100b"),
+    ("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+     "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
+     "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d"
+     "0f11d8c387b2eaeb4302aeeb00d291612bb0c00"),
+    ("c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
+     "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025", "af82",
+     "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f7609"
+     "84dc6594a7c15e9716ed28dc027beceea1ec40a"),
+]
+# The key of tests/fixtures/merkle/serverless-log/testdata (transparency-dev/serverless-log).
+SERVERLESS_LOG_VKEY = "astra+cad5a3d2+AZJqeuyE/GnknsCNh1eCtDtwdAwKBddOlS8M2eI1Jt4b"
+
+
+def self_test(fixtures: str) -> str:
+    """Raises AssertionError or NoteError on the first failure."""
+    for secret, public, message, signature in RFC8032_VECTORS:
+        seed, pub, msg, sig = (bytes.fromhex(x) for x in (secret, public, message, signature))
+        assert ed25519_public_key(seed) == pub, f"RFC 8032 public key of {secret[:8]}..."
+        assert ed25519_sign(seed, msg) == sig, f"RFC 8032 signature of {secret[:8]}..."
+        assert ed25519_verify(pub, msg, sig), f"RFC 8032 signature of {secret[:8]}... rejected"
+        assert not ed25519_verify(pub, msg + b"x", sig), "signature verifies another message"
+        assert not ed25519_verify(pub, msg, sig[:-1] + bytes([sig[-1] ^ 1])), "altered S verifies"
+        assert not ed25519_verify(pub, msg, sig[:32] + (int.from_bytes(sig[32:], "little") + ED_Q)
+                                  .to_bytes(32, "little")), "S + L verifies (malleable)"
+
+    # The example of c2sp.org/signed-note: its verifier key and the note it verifies.
+    with open(os.path.join(fixtures, "c2sp", "signed-note.md"), encoding="utf-8") as f:
+        spec = f.read()
+    example = spec[spec.index("### Example"):]
+    m = re.search(r"^ +(\S+\+[0-9a-f]{8}\+\S+)$", example, re.M)
+    assert m is not None, "no verifier key in the signed-note example"
+    vkey = parse_vkey(m.group(1))
+    m = re.search(r"^```\n(.*?)```$", example, re.M | re.S)
+    assert m is not None, "no note in the signed-note example"
+    note = m.group(1).encode("utf-8")
+    text, signatures = parse_note(note)
+    check_signatures(text, signatures, [vkey])
+    for altered in (note.replace(b"example", b"Example", 1), note.replace(b"=\n", b"A=\n")):
+        try:
+            text2, signatures2 = parse_note(altered)
+            check_signatures(text2, signatures2, [vkey])
+        except NoteError:
+            continue
+        raise AssertionError("an altered signed-note example verifies")
+
+    # serverless-log checkpoints: signature, and root = MTH of the leaves under seq/.
+    log = os.path.join(fixtures, "serverless-log", "testdata", "log")
+    astra = parse_vkey(SERVERLESS_LOG_VKEY)
+    leaves = []
+    while True:
+        digits = f"{len(leaves):010x}"
+        path = os.path.join(log, "seq", *(digits[i:i + 2] for i in range(0, 10, 2)))
+        if not os.path.exists(path):
+            break
+        with open(path, "rb") as f:
+            leaves.append(leaf_hash(f.read()))
+    levels = complete_subtrees(leaves)
+    names = sorted(n for n in os.listdir(log) if n.startswith("checkpoint"))
+    assert names, f"no checkpoints in {log}"
+    for name in names:
+        with open(os.path.join(log, name), "rb") as f:
+            note = f.read()
+        text, signatures = parse_note(note)
+        check_signatures(text, signatures, [astra])
+        checkpoint = parse_checkpoint(text)
+        assert checkpoint.origin == "example.com/testdata", f"{name}: origin"
+        assert checkpoint.size <= len(leaves), f"{name}: size beyond the leaves"
+        assert checkpoint.root == mth(levels, 0, checkpoint.size), f"{name}: root"
+        forged = note.replace(text, text.replace(b"testdata", b"testdatb", 1))
+        try:
+            check_signatures(*parse_note(forged), [astra])
+        except NoteError:
+            continue
+        raise AssertionError(f"{name}: an altered checkpoint verifies")
+    return (f"self-test passed: {len(RFC8032_VECTORS)} RFC 8032 vectors, the signed-note "
+            f"example, {len(names)} serverless-log checkpoints over {len(leaves)} leaves")
+
+
+def vkey_of(keys_dir: str) -> str:
+    """The verifier key of KEY_DIR's signing key: key_name's first line, the public key of the
+    signing.key seed (which signing.pub must hold)."""
+    try:
+        with open(os.path.join(keys_dir, "key_name"), "rb") as f:
+            name = f.read().decode("utf-8").split("\n")[0]
+        with open(os.path.join(keys_dir, "signing.key"), "rb") as f:
+            seed = f.read()
+        with open(os.path.join(keys_dir, "signing.pub"), "rb") as f:
+            public = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise Fatal(f"cannot read the signing key in {keys_dir}: {e}") from e
+    if len(seed) != 32:
+        raise Fatal(f"{keys_dir}/signing.key has {len(seed)} bytes, expected 32")
+    if not valid_key_name(name):
+        raise Fatal(f"{keys_dir}/key_name {name!r} is not a valid key name")
+    if ed25519_public_key(seed) != public:
+        raise Fatal(f"{keys_dir}/signing.pub is not the public key of signing.key")
+    return VerifierKey(name, ed25519_key_id(name, public), public).text()
+
+
 # ---- Verification (FORMAT.md, "Verification") ---------------------------------------------
 
 
@@ -613,7 +1156,8 @@ def load_kek(keys_dir: Optional[str]) -> Optional[bytes]:
     return kek
 
 
-def verify(data_dir: str, keys_dir: Optional[str], only: Optional[str]) -> str:
+def verify(data_dir: str, keys_dir: Optional[str], only: Optional[str],
+           vkeys: list[VerifierKey]) -> str:
     """Returns the summary line; raises Tampered or Fatal."""
     if not os.path.exists(os.path.join(data_dir, "data.mdb")):
         raise Fatal(f"{data_dir} holds no Trail data (no data.mdb)")
@@ -684,6 +1228,10 @@ def verify(data_dir: str, keys_dir: Optional[str], only: Optional[str]) -> str:
     # Further consistency checks (FORMAT.md): not part of `trailctl verify`.
     further_checks(data_dir, events, consumed, walks, crypto, only is None, u32be(next_key_id))
 
+    # Merkle trees and checkpoints, against the chains just checked.
+    chains = {walk.project: [events[i].hash for i in walk.consumed] for walk in walks}
+    trees = check_trees(data_dir, chains, only is None, vkeys)
+
     if not open_payloads:
         why = ("no keys" if crypto is None else
                "libsodium not loadable through ctypes")
@@ -693,6 +1241,13 @@ def verify(data_dir: str, keys_dir: Optional[str], only: Optional[str]) -> str:
         detail = "chains checked; AES-256-GCM unavailable here, some payload tags not checked"
     else:
         detail = "chains, payload tags and body MACs checked"
+    if trees is None:
+        detail += "; no Merkle trees (data directory from before them)"
+        if vkeys:
+            detail += ", no checkpoints to check"
+    else:
+        detail += "; " + trees
+
     def plural(n: int, noun: str) -> str:
         return f"{n} {noun}{'' if n == 1 else 's'}"
 
@@ -784,13 +1339,40 @@ def further_checks(data_dir: str, events: list[Event], consumed: set[int],
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Verify a Trail data directory independently of trailctl (docs/FORMAT.md).")
-    parser.add_argument("data_dir")
+    parser.add_argument("data_dir", nargs="?")
     parser.add_argument("--keys", help="key directory: also check kek_check, payload tags and "
                                        "body MACs (TRAIL_KEK, when set, overrides its kek file)")
     parser.add_argument("--project", help="only this project's chain")
+    parser.add_argument("--vkey", action="append", default=[],
+                        help="checkpoint verifier key name+keyid+base64(0x01 || key): every "
+                             "checkpoint must carry a valid signature by it (repeatable: by one "
+                             "of them)")
+    parser.add_argument("--self-test", metavar="FIXTURES",
+                        help="check the Ed25519, note and Merkle code against the fixtures in "
+                             "FIXTURES (tests/fixtures/merkle) and exit")
+    parser.add_argument("--print-vkey", metavar="KEY_DIR",
+                        help="print the verifier key of KEY_DIR's checkpoint signing key")
     args = parser.parse_args()
     try:
-        print(verify(args.data_dir, args.keys, args.project))
+        if args.self_test is not None:
+            try:
+                print(self_test(args.self_test))
+            except (AssertionError, NoteError, OSError, ValueError) as e:
+                print(f"SELF-TEST FAILED: {e}")
+                return EXIT_TAMPERED
+            return EXIT_OK
+        if args.print_vkey is not None:
+            print(vkey_of(args.print_vkey))
+            return EXIT_OK
+        if args.data_dir is None:
+            parser.error("DATA_DIR is required")
+        vkeys = []
+        for text in args.vkey:
+            try:
+                vkeys.append(parse_vkey(text))
+            except NoteError as e:
+                raise Fatal(f"--vkey {text}: {e}") from e
+        print(verify(args.data_dir, args.keys, args.project, vkeys))
         return EXIT_OK
     except Tampered as t:
         print(f"TAMPERED project={t.project} seq={t.seq}: {t.reason}")

@@ -11,14 +11,28 @@
 #      record commits to it): both exit 1 naming that seq;
 #   5. on another copy, raise a mid-chain event's serverTimeUs above its successor's: both
 #      blame that event, not its successor.
+# Merkle trees and signed checkpoints (alpha is checkpointed mid-chain and at its head, beta and
+# _system at their heads, with `trailctl checkpoint --project P --now`):
+#   6. the verifier's self-test: RFC 8032 vectors, the C2SP signed-note example and the
+#      serverless-log checkpoints under tests/fixtures/merkle;
+#   7. the intact ledger passes with --vkey (the key derived from the keys dir per the spec,
+#      equal to `trailctl keys show`'s when that exists); a wrong --vkey fails;
+#   8. on copies of the intact ledger: a flipped byte in a stored Merkle node, an extra node, a
+#      flipped byte in a checkpoint signature, a changed checkpoint root (with its signature
+#      left as it was, and re-signed with the real key), a re-signed wrong origin: the
+#      verifier exits 1 and names the check; `trailctl verify --pubkey` (when it has that
+#      option) exits 1 naming the same project.
+# Without a `trailctl checkpoint` command the checkpoint steps cannot run and the test fails
+# at its end, after everything else has run. KEEP=1 keeps the work directory.
 set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1  # The helpers below import the verifier: no __pycache__.
 
 TRAILCTL=${1:?usage: independent_verify_test.sh TRAILCTL SCRIPT [SAMPLE_EVENTS]}
 SCRIPT=${2:?usage: independent_verify_test.sh TRAILCTL SCRIPT [SAMPLE_EVENTS]}
 SAMPLES=${3:-$(dirname "$SCRIPT")/../../scripts/sample-events.jsonl}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/trail-independent-verify.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+trap '[[ -n ${KEEP:-} ]] || rm -rf "$WORK"' EXIT
 D=$WORK/data
 K=$WORK/keys
 
@@ -55,14 +69,35 @@ for i in range(1, 51):
 EOF
 }
 
+# `trailctl checkpoint --project P --now` issues a checkpoint of P at its head (traild issues
+# them by count and on a timer, which a test cannot wait for).
+have_checkpoint=false
+if "$TRAILCTL" --help 2>&1 | grep -qE '^ +checkpoint( |$)'; then
+  have_checkpoint=true
+fi
+checkpoint() {  # checkpoint PROJECT
+  if $have_checkpoint; then
+    "$TRAILCTL" checkpoint --data "$D" --keys "$K" --project "$1" --now >/dev/null
+  fi
+}
+
 for project in alpha beta; do
   {
     cat "$SAMPLES"
     generate "$project"
   } >"$WORK/$project.jsonl"
+  if [[ $project == alpha ]]; then  # A checkpoint below the head: the root of a prefix.
+    head -n 13 "$WORK/$project.jsonl" | "$TRAILCTL" append --data "$D" --keys "$K" \
+      --project "$project" --batch 16 >/dev/null
+    checkpoint alpha
+    tail -n +14 "$WORK/$project.jsonl" >"$WORK/$project.rest.jsonl"
+    mv "$WORK/$project.rest.jsonl" "$WORK/$project.jsonl"
+  fi
   "$TRAILCTL" append --data "$D" --keys "$K" --project "$project" --batch 16 \
     <"$WORK/$project.jsonl" >/dev/null
+  checkpoint "$project"
 done
+checkpoint _system
 samples=$(grep -c . "$SAMPLES")
 expected=$((2 * (samples + 50) + 2))  # + init's two `_system` events (the first administrator)
 
@@ -82,6 +117,7 @@ run python3 "$SCRIPT" --keys "$K" "$D"
 
 cp -a "$D" "$WORK/data2"
 cp -a "$D" "$WORK/data3"
+cp -a "$D" "$WORK/clean"
 
 # Alters the stored envelope of PROJECT's event SEQ in place in data.mdb: `actor TEXT` flips
 # one byte of the actor text TEXT; `time` adds 2^48 us (about 9 years) to serverTimeUs.
@@ -154,3 +190,189 @@ tamper "$WORK/data3" alpha "$time_seq" time
 expect_tampered "$WORK/data3" alpha "$time_seq"
 
 echo "PASS: the independent verifier agrees with trailctl verify"
+
+# ==== Merkle trees and signed checkpoints ===================================================
+FIXTURES=$(dirname "$SCRIPT")/../fixtures/merkle
+C=$WORK/clean
+
+# ---- 6. The verifier's own Ed25519, note and tree code against published vectors.
+run python3 "$SCRIPT" --self-test "$FIXTURES"
+[[ $RC -eq 0 && $OUT == "self-test passed:"* ]] || fail "independent verifier self-test failed"
+
+# ---- 7. The intact ledger, with the checkpoint key.
+run python3 "$SCRIPT" --print-vkey "$K"
+[[ $RC -eq 0 ]] || fail "cannot derive the verifier key from $K"
+VKEY=$OUT
+if "$TRAILCTL" --help 2>&1 | grep -qE '^ +keys( |$)'; then
+  run "$TRAILCTL" keys show --keys "$K"
+  [[ $RC -eq 0 ]] || fail "trailctl keys show failed"
+  shown=$(grep -oE '[^ +]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]{44}' <<<"$OUT" | head -n 1 || true)
+  [[ $shown == "$VKEY" ]] || fail "trailctl keys show prints '$shown', the spec derives '$VKEY'"
+else
+  echo "(trailctl has no \`keys show\`: the verifier key is derived from $K only)"
+fi
+
+# `trailctl verify --pubkey VKEY` checks the trees and checkpoints too: it must agree.
+trailctl_checks_trees=false
+if "$TRAILCTL" verify --help 2>&1 | grep -q -- --pubkey; then
+  trailctl_checks_trees=true
+  run "$TRAILCTL" verify --data "$C" --pubkey "$VKEY"
+  [[ $RC -eq 0 ]] || fail "trailctl verify --pubkey says the fresh ledger is not intact"
+fi
+run python3 "$SCRIPT" --keys "$K" --vkey "$VKEY" "$C"
+[[ $RC -eq 0 ]] || fail "independent verifier --vkey says the fresh ledger is not intact"
+[[ $OUT == "intact: $expected events"* ]] || fail "independent verifier --vkey miscounted"
+[[ $OUT == *" Merkle nodes and "*" checked, "* ]] ||
+  fail "independent verifier --vkey did not check the Merkle trees"
+checkpoints=$(grep -oE '[0-9]+ checkpoints? checked' <<<"$OUT" | grep -oE '^[0-9]+')
+if $have_checkpoint; then
+  ((checkpoints >= 4)) ||
+    fail "expected at least 4 checkpoints (alpha twice, beta, _system), found $checkpoints"
+  [[ $OUT == *", signatures verified)" ]] || fail "independent verifier verified no signatures"
+fi
+
+# A key that signed nothing here: every checkpoint lacks its signature.
+other=$(
+  python3 - "$SCRIPT" <<'EOF'
+import os, sys
+sys.path.insert(0, os.path.dirname(sys.argv[1]))
+import independent_verify as iv
+public = iv.ed25519_public_key(bytes(32))
+print(iv.VerifierKey("someone-else", iv.ed25519_key_id("someone-else", public), public).text())
+EOF
+)
+if ((checkpoints > 0)); then
+  run python3 "$SCRIPT" --vkey "$other" "$C"
+  [[ $RC -eq 1 && $OUT == "TAMPERED project="*"no signature by the given key someone-else+"* ]] ||
+    fail "independent verifier accepted checkpoints without a signature by the given key"
+fi
+run python3 "$SCRIPT" --vkey "someone-else+00000000+${other##*+}" "$C"  # Wrong key id.
+[[ $RC -eq 2 ]] || fail "independent verifier accepted a --vkey whose key id does not match"
+
+# Rewrites one record of sub-database merkle or checkpoints in a copy with mdb_load (an LMDB
+# write, so stale page copies do not matter). Prints the tree size (or position) it chose.
+#   node DIR PROJECT LEVEL INDEX    flip a bit of that stored node
+#   extra DIR PROJECT               add leaf node 0/<events>, just past the tree
+#   sig DIR PROJECT                 flip a bit of the signature of PROJECT's first checkpoint
+#   root DIR PROJECT                flip a bit of its root; the signature is left as it was
+#   resign-root DIR PROJECT KEYS    flip a bit of its root and sign it again with KEYS' key
+#   resign-origin DIR PROJECT KEYS  origin "<prefix>/other", signed again with KEYS' key
+#                                   (prints the size and the new origin)
+tree_tamper() {
+  python3 - "$SCRIPT" "$@" <<'EOF'
+import base64, os, subprocess, sys
+sys.path.insert(0, os.path.dirname(sys.argv[1]))
+import independent_verify as iv
+mode, data_dir, project = sys.argv[2], sys.argv[3], sys.argv[4].encode()
+pk = bytes([len(project)]) + project
+
+def put(subdb, key, value):
+    text = ("VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n"
+            f" {key.hex()}\n {value.hex()}\nDATA=END\n")
+    subprocess.run(["mdb_load", "-s", subdb, data_dir], input=text.encode(), check=True)
+
+if mode in ("node", "extra"):
+    nodes = dict(iv.dump(data_dir, "merkle"))
+    if mode == "node":
+        level, index = int(sys.argv[5]), int(sys.argv[6])
+        key = pk + bytes([level]) + index.to_bytes(8, "big")
+        value = bytearray(nodes[key])
+        value[5] ^= 0x04
+        print(f"{level}/{index}")
+    else:
+        leaves = sum(1 for k in nodes if k.startswith(pk) and k[len(pk)] == 0)
+        key, value = pk + b"\x00" + leaves.to_bytes(8, "big"), bytes(32)
+        print(leaves + 1)
+    put("merkle", key, bytes(value))
+    sys.exit(0)
+
+notes = [(k, v) for k, v in iv.dump(data_dir, "checkpoints")
+         if k.startswith(pk) and len(k) == len(pk) + 8]
+key, note = notes[0]
+text, signatures = iv.parse_note(note)
+if mode == "sig":
+    name, sig = signatures[0]
+    sig = bytearray(sig)
+    sig[40] ^= 0x10
+    note = text + b"\n" + f"\u2014 {name} {base64.b64encode(bytes(sig)).decode()}\n".encode()
+else:
+    lines = text.decode().split("\n")
+    if mode == "resign-origin":
+        lines[0] = lines[0].rsplit("/", 1)[0] + "/other"
+    else:
+        root = bytearray(base64.b64decode(lines[2]))
+        root[0] ^= 0x01
+        lines[2] = base64.b64encode(bytes(root)).decode()
+    text = "\n".join(lines).encode()
+    if mode == "root":
+        note = text + note[note.rindex(b"\n\n") + 1:]
+    else:
+        keys = sys.argv[5]
+        seed = open(os.path.join(keys, "signing.key"), "rb").read()
+        name = open(os.path.join(keys, "key_name"), "rb").read().decode().split("\n")[0]
+        public = iv.ed25519_public_key(seed)
+        sig = iv.ed25519_key_id(name, public) + iv.ed25519_sign(seed, text)
+        note = text + b"\n" + f"\u2014 {name} {base64.b64encode(sig).decode()}\n".encode()
+put("checkpoints", key, note)
+print(int.from_bytes(key[-8:], "big"), *lines[:1] if mode == "resign-origin" else [])
+EOF
+}
+
+# Checks that the verifier (with --vkey unless told novkey) exits 1 and prints WANT..., and
+# that `trailctl verify --pubkey` (when it has that option) exits 1 naming the same project.
+expect_tree_tampered() {  # expect_tree_tampered DATA_DIR WANT [novkey]
+  local args=(--vkey "$VKEY") project=${2#TAMPERED project=}
+  project=${project%% *}
+  [[ ${3:-} == novkey ]] && args=()
+  run python3 "$SCRIPT" "${args[@]}" "$1"
+  [[ $RC -eq 1 ]] || fail "independent verifier exit $RC, expected 1"
+  [[ $OUT == "$2"* ]] || fail "independent verifier does not say: $2"
+  if $trailctl_checks_trees && [[ ${3:-} != novkey ]]; then
+    run "$TRAILCTL" verify --data "$1" --pubkey "$VKEY"
+    [[ $RC -eq 1 ]] || fail "trailctl verify --pubkey exit $RC, expected 1"
+    [[ $OUT == "TAMPERED project=$project"[:\ ]* ]] ||
+      fail "trailctl verify --pubkey does not name project $project"
+  fi
+}
+
+# ---- 8. Tampered trees and checkpoints, each on its own copy of the intact ledger.
+cp -a "$C" "$WORK/t1"
+tree_tamper node "$WORK/t1" alpha 1 3
+expect_tree_tampered "$WORK/t1" \
+  "TAMPERED project=alpha seq=7: Merkle node 1/3 (events 7..8) differs from the hash recomputed"
+cp -a "$C" "$WORK/t2"
+tree_tamper node "$WORK/t2" beta 0 0
+expect_tree_tampered "$WORK/t2" \
+  "TAMPERED project=beta seq=1: Merkle node 0/0 (event 1) differs from the hash recomputed" novkey
+cp -a "$C" "$WORK/t3"
+past=$(tree_tamper extra "$WORK/t3" beta)
+expect_tree_tampered "$WORK/t3" \
+  "TAMPERED project=beta seq=$past: Merkle node 0/$((past - 1)) (event $past) lies outside the tree"
+
+if ! $have_checkpoint; then
+  fail "trailctl has no \`checkpoint\` command (\`trailctl checkpoint --project P --now\`): no" \
+    "checkpoints were issued, so the checkpoint checks (signature, root, origin) did not run" \
+    "(the Merkle node checks and the self-test passed)"
+fi
+vkey_name=${VKEY%%+*}
+cp -a "$C" "$WORK/t4"
+size=$(tree_tamper sig "$WORK/t4" alpha)
+expect_tree_tampered "$WORK/t4" \
+  "TAMPERED project=alpha seq=$size: checkpoint $size: signature by $vkey_name+"
+cp -a "$C" "$WORK/t5"
+size=$(tree_tamper root "$WORK/t5" alpha)
+expect_tree_tampered "$WORK/t5" \
+  "TAMPERED project=alpha seq=$size: checkpoint $size: signature by $vkey_name+"
+expect_tree_tampered "$WORK/t5" \
+  "TAMPERED project=alpha seq=$size: checkpoint $size: root does not match the RFC 6962 root" novkey
+cp -a "$C" "$WORK/t6"
+size=$(tree_tamper resign-root "$WORK/t6" beta "$K")
+expect_tree_tampered "$WORK/t6" \
+  "TAMPERED project=beta seq=$size: checkpoint $size: root does not match the RFC 6962 root"
+cp -a "$C" "$WORK/t7"
+out=$(tree_tamper resign-origin "$WORK/t7" beta "$K")
+size=${out%% *} origin=${out#* }
+expect_tree_tampered "$WORK/t7" \
+  "TAMPERED project=beta seq=$size: checkpoint $size: origin '$origin' does not end in '/beta'"
+
+echo "PASS: the independent verifier checks Merkle trees and signed checkpoints"

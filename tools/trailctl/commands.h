@@ -24,7 +24,15 @@ struct CommonOptions {
 int run_init(const CommonOptions& common, const std::string& key_name,
              const std::string& admin_name);
 int run_append(const CommonOptions& common, const std::string& project, std::size_t batch_max);
-int run_verify(const CommonOptions& common, bool use_keys, const std::optional<std::string>& project);
+// trailctl verify. Exit 1 with "TAMPERED project=P[ seq=N]: reason" for the first problem, or
+// "REJECTED saved checkpoint F: ..." when --against's note is not signed by the key.
+struct VerifyCommand {
+  bool use_keys = false;               // --keys given: also check payload tags.
+  std::optional<std::string> project;  // Only this project.
+  std::string pubkey;   // --pubkey KEY|@FILE: also every Merkle node and stored checkpoint.
+  std::string against;  // --against FILE: the chain extends this saved checkpoint.
+};
+int run_verify(const CommonOptions& common, const VerifyCommand& command);
 int run_cat(const CommonOptions& common, const std::string& project, std::uint64_t from,
             std::uint64_t limit);
 
@@ -117,6 +125,35 @@ struct AccessCommand {
 int run_access(const CommonOptions& common, const AccessCommand& command);
 // user-scopes, user-roles.
 int run_user_access(const CommonOptions& common, const AccessCommand& command);
+
+// trailctl keys show: the checkpoint verifier key (signed-note form) of the key directory.
+int run_keys_show(const CommonOptions& common);
+
+// trailctl proof inclusion|consistency: JSON exactly as the API's proof routes answer.
+struct ProofCommand {
+  std::string kind;  // inclusion, consistency
+  std::string project;
+  std::uint64_t seq = 0;               // inclusion: the event (leaf index seq - 1).
+  std::optional<std::uint64_t> size;   // inclusion: tree size (default: the whole tree).
+  std::uint64_t from = 0;              // consistency
+  std::optional<std::uint64_t> to;     // consistency (default: the whole tree).
+};
+int run_proof(const CommonOptions& common, const ProofCommand& command);
+
+// trailctl checkpoint: a stored checkpoint note exactly as signed; --now issues one first.
+struct CheckpointCommand {
+  std::string project;
+  std::optional<std::uint64_t> size;  // Default: the latest.
+  bool now = false;
+};
+int run_checkpoint(const CommonOptions& common, const CheckpointCommand& command);
+
+// trailctl export-chain: a chain bundle (docs/FORMAT.md, "Chain bundles") to `out` ("-":
+// standard output).
+int run_export_chain(const CommonOptions& common, const std::string& project,
+                     const std::string& out);
+// trailctl verify-bundle: checks a chain bundle ("-": standard input) with the checkpoint key.
+int run_verify_bundle(const std::string& path, const std::string& pubkey);
 
 // Prints "trailctl: <message>" on stderr and returns kExitError.
 int fail(const std::string& message);

@@ -121,12 +121,63 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
 
-  auto* verify = app.add_subcommand("verify", "verify hash chains (and payload tags, with keys)");
+  auto* verify = app.add_subcommand(
+      "verify", "verify hash chains (payload tags with --keys; Merkle trees and checkpoints with "
+                "--pubkey; that a saved checkpoint is extended with --against)");
   verify->add_option("--data", common.data_dir, "data directory")->capture_default_str();
   auto* keys_opt = verify->add_option("--keys", common.keys_dir,
                                       "key directory: also check every payload's tag");
   std::string verify_project;
   verify->add_option("--project", verify_project, "only this project");
+  VerifyCommand verify_args;
+  verify->add_option("--pubkey", verify_args.pubkey,
+                     "checkpoint key (name+id+key, or @FILE): also check every Merkle node and "
+                     "every stored checkpoint's signature, size and root");
+  verify->add_option("--against", verify_args.against,
+                     "a checkpoint note saved earlier: prove the chain of its project extends "
+                     "it (signature checked with --pubkey, else the key directory's key)");
+
+  auto* keys_cmd = app.add_subcommand("keys", "the key directory's public parts");
+  keys_cmd->require_subcommand(1);
+  auto* keys_show = keys_cmd->add_subcommand("show", "print the checkpoint verifier key");
+  keys_show->add_option("--keys", common.keys_dir, "key directory")->capture_default_str();
+
+  auto* proof = app.add_subcommand("proof", "Merkle proofs as JSON, as the API serves them");
+  proof->require_subcommand(1);
+  ProofCommand proof_args;
+  auto* proof_inclusion = proof->add_subcommand("inclusion", "inclusion proof of one event");
+  proof_inclusion->add_option("--seq", proof_args.seq, "the event (leaf index seq - 1)")->required();
+  proof_inclusion->add_option("--size", proof_args.size, "tree size (default: the whole tree)");
+  auto* proof_consistency =
+      proof->add_subcommand("consistency", "consistency proof between two tree sizes");
+  proof_consistency->add_option("--from", proof_args.from, "the older tree size")->required();
+  proof_consistency->add_option("--to", proof_args.to, "the newer tree size (default: the whole tree)");
+  for (auto* sub : {proof_inclusion, proof_consistency}) {
+    sub->add_option("--project", proof_args.project, "project space")->required();
+    add_dirs(sub, false);
+  }
+
+  auto* checkpoint_cmd = app.add_subcommand("checkpoint", "print a signed checkpoint note");
+  add_dirs(checkpoint_cmd, true);
+  CheckpointCommand checkpoint_args;
+  checkpoint_cmd->add_option("--project", checkpoint_args.project, "project space")->required();
+  checkpoint_cmd->add_option("--size", checkpoint_args.size, "the one at this size (default: the latest)");
+  checkpoint_cmd->add_flag("--now", checkpoint_args.now,
+                           "issue one at the head first (needs the key directory, writable)");
+
+  auto* export_chain =
+      app.add_subcommand("export-chain", "write a project's chain bundle (envelopes, checkpoints)");
+  add_dirs(export_chain, false);
+  std::string export_out;
+  export_chain->add_option("--project", project, "project space")->required();
+  export_chain->add_option("--out", export_out, "bundle file ('-': standard output)")->required();
+
+  auto* verify_bundle = app.add_subcommand("verify-bundle", "check a chain bundle with the checkpoint key");
+  std::string bundle_path;
+  std::string bundle_pubkey;
+  verify_bundle->add_option("bundle", bundle_path, "bundle file ('-': standard input)")->required();
+  verify_bundle->add_option("--pubkey", bundle_pubkey, "checkpoint key (name+id+key, or @FILE)")
+      ->required();
 
   auto* cat = app.add_subcommand("cat", "print a project's events, payloads opened");
   add_dirs(cat, true);
@@ -253,10 +304,18 @@ int main(int argc, char** argv) {
   if (init->parsed()) return run_init(common, key_name, admin_name);
   if (append->parsed()) return run_append(common, project, batch_max);
   if (verify->parsed()) {
-    std::optional<std::string> only;
-    if (!verify_project.empty()) only = verify_project;
-    return run_verify(common, keys_opt->count() > 0, only);
+    verify_args.use_keys = keys_opt->count() > 0;
+    if (!verify_project.empty()) verify_args.project = verify_project;
+    return run_verify(common, verify_args);
   }
+  if (keys_show->parsed()) return run_keys_show(common);
+  if (proof->parsed()) {
+    proof_args.kind = proof_inclusion->parsed() ? "inclusion" : "consistency";
+    return run_proof(common, proof_args);
+  }
+  if (checkpoint_cmd->parsed()) return run_checkpoint(common, checkpoint_args);
+  if (export_chain->parsed()) return run_export_chain(common, project, export_out);
+  if (verify_bundle->parsed()) return run_verify_bundle(bundle_path, bundle_pubkey);
   if (cat->parsed()) return run_cat(common, project, from, limit);
   if (case_cmd->parsed()) {
     case_args.action = case_show->parsed() ? "show" : case_history->parsed() ? "history" : "list";
