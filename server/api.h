@@ -14,12 +14,23 @@
 //   GET  /v1/projects/{p}/reports/{name}           JSON, or CSV for Accept: text/csv
 //   GET  /v1/projects/{p}/audit/changes, .../audit/access
 //   GET  /v1/projects/{p}/ledger/head, .../ledger/events
+//   GET  /v1/projects/{p}/ledger/checkpoint[?fresh=true]   text/plain: the latest signed
+//        checkpoint, the note exactly as signed (fresh: issue one at the head first)
+//   GET  /v1/projects/{p}/ledger/checkpoints[?size=N]      JSON: the sizes checkpointed;
+//        with size, text/plain: the checkpoint at size N
+//   GET  /v1/projects/{p}/ledger/proof/inclusion?seq=S[&size=N],
+//        .../ledger/proof/consistency?from=M[&to=N]        RFC 9162 proofs, hashes in
+//        base64; N defaults to the tree size
+//   GET  /v1/ledger/public-key     text/plain: the checkpoint verifier key; no authentication
+//        (it is public)
 //   GET  /v1/projects/{p}/sync
 //   POST /v1/auth/password, /v1/auth/totp/enroll, /v1/auth/totp/confirm
 //   POST /v1/projects/{p}/org-units; PUT .../users/{name}/scopes, .../users/{name}/roles,
 //   PUT  .../roles/{name}, .../case-types/{type}; GET|PUT .../policy
 //   POST /v1/projects/{p}/cases/{id}/break-glass
 //   GET  /v1/audit/security (system admin), /v1/projects/{p}/audit/security
+// The ledger routes (head, events, checkpoints, proofs) need the verify_ledger authority (the
+// auditor role): envelopes, hashes and signed notes, never plaintext.
 // Authorisation: a project the caller is not a member of, or that does not exist, is 404
 // whatever the route; a missing authority in a project the caller belongs to is 403. Cases are
 // gated by the caller's scopes and the case type's level (projections/case_gate.h): a case the
@@ -33,6 +44,7 @@
 //
 // Thread safety: handle() runs on any I/O thread; Argon2id checks run on a small pool of their
 // own so they never hold up I/O; append callbacks run on the ledger's completion thread.
+// GET .../ledger/checkpoint?fresh=true waits on its I/O thread for the checkpoint's commit.
 #pragma once
 
 #include <boost/asio/thread_pool.hpp>
@@ -167,6 +179,11 @@ class Api final : public Handler {
   void audit_access(const CallPtr& call);
   void ledger_head(const CallPtr& call);
   void ledger_events(const CallPtr& call);
+  void ledger_checkpoint(const CallPtr& call);
+  void ledger_checkpoints(const CallPtr& call);
+  void ledger_inclusion_proof(const CallPtr& call);
+  void ledger_consistency_proof(const CallPtr& call);
+  void ledger_public_key(const CallPtr& call);
   void sync(const CallPtr& call);
   void password_change(const CallPtr& call);
   void totp_enroll(const CallPtr& call);
