@@ -282,6 +282,7 @@ void Writer::process(std::vector<Job>& jobs) {
     }
     if (txn.is_ok()) txn->abort();
     tree_sizes_.clear();  // What the abandoned transaction wrote is gone.
+    tree_edges_.clear();
     checkpoint_sizes_.clear();
     if (status.code() == Code::kBusy) {  // MDB_MAP_FULL: grow the map and redo the drain.
       const std::size_t before = env_.map_bytes();
@@ -403,9 +404,23 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
     return load_event(txn, job.project, s, key_lookup_);
   };
   const TimeUs server_time = std::max(drain.now_us, head->server_time_us);
-  const merkle::NodeGet tree_get = node_reader(txn, tree_.merkle, job.project);
+  // The tree's right edge: a new node's left sibling is the last node put at its level, so
+  // the edge serves every read append() makes once warm; the key buffer is reused.
+  TreeEdge& edge = tree_edges_[job.project];
+  const merkle::NodeGet stored_get = node_reader(txn, tree_.merkle, job.project);
+  const merkle::NodeGet tree_get = [&](unsigned level, std::uint64_t at) -> Result<Digest> {
+    if (edge.valid[level] && edge.index[level] == at) return edge.node[level];
+    return stored_get(level, at);
+  };
+  std::string node_key = merkle_key(job.project, 0, 0);
+  const std::size_t prefix = node_key.size() - 9;
   const merkle::NodePut tree_put = [&](unsigned level, std::uint64_t at, const Digest& node) {
-    return txn.put(tree_.merkle, as_bytes(merkle_key(job.project, level, at)), node);
+    edge.valid[level] = true;
+    edge.index[level] = at;
+    edge.node[level] = node;
+    node_key[prefix] = static_cast<char>(level);
+    put_u64_be(reinterpret_cast<std::uint8_t*>(node_key.data() + prefix + 1), at);
+    return txn.put(tree_.merkle, as_bytes(node_key), node);
   };
   for (std::size_t i = 0; i < n; ++i) {
     SealedEvent& ev = job.events[i];

@@ -14,6 +14,7 @@
 //                overlaps the next commit.
 #pragma once
 
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -136,6 +137,13 @@ class Writer {
   // Writer thread only; what committed transactions left (cleared when one is abandoned).
   std::unordered_map<std::string, std::uint64_t> tree_sizes_;
   std::unordered_map<std::string, std::uint64_t> checkpoint_sizes_;
+  // Per project, the last Merkle node put at each level (committed or in this transaction).
+  struct TreeEdge {
+    std::array<Digest, 64> node{};
+    std::array<std::uint64_t, 64> index{};
+    std::array<bool, 64> valid{};
+  };
+  std::unordered_map<std::string, TreeEdge> tree_edges_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> queue_;
