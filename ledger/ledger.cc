@@ -68,8 +68,15 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
     TRAIL_ASSERT(projector != nullptr);
     detail::ProjectorBinding binding{projector.get(), {}};
     for (const auto& table : projector->tables()) {
-      TRAIL_ASSIGN_OR_RETURN(MDB_dbi dbi, ledger->env_->open_named(table));
-      binding.dbis.push_back(dbi);
+      auto dbi = ledger->env_->open_named(table);
+      // Read-only, a table a newer build added is simply empty: the directory has not been
+      // opened for writing since (the writer creates it and catches the view up).
+      if (!dbi.is_ok() && read_only && dbi.status().code() == Code::kNotFound) {
+        binding.dbis.push_back(detail::kMissingTable);
+        continue;
+      }
+      if (!dbi.is_ok()) return dbi.status();
+      binding.dbis.push_back(*dbi);
     }
     bindings.push_back(std::move(binding));
   }
@@ -430,7 +437,7 @@ Result<Digest> Ledger::projection_digest() const {
     const auto names = binding.projector->tables();
     for (std::size_t i = 0; i < binding.dbis.size(); ++i) {
       add(as_bytes(names[i]));
-      TRAIL_TRY(add_table(binding.dbis[i]));
+      if (binding.dbis[i] != detail::kMissingTable) TRAIL_TRY(add_table(binding.dbis[i]));
     }
   }
   add(as_bytes(std::string_view{"projection_state"}));

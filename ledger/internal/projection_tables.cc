@@ -40,6 +40,7 @@ Status WriteProjectionTables::scan(std::size_t table, ByteView from,
 
 Result<std::optional<ByteView>> ReadProjectionTables::get(std::size_t table, ByteView key) const {
   TRAIL_ASSERT(table < dbis_.size());
+  if (dbis_[table] == kMissingTable) return std::optional<ByteView>{};
   return txn_.get(dbis_[table], key);
 }
 
@@ -54,6 +55,7 @@ Status ReadProjectionTables::del(std::size_t, ByteView) {
 Status ReadProjectionTables::scan(std::size_t table, ByteView from,
                                   const std::function<bool(ByteView, ByteView)>& visit) const {
   TRAIL_ASSERT(table < dbis_.size());
+  if (dbis_[table] == kMissingTable) return Status::ok();
   return scan_cursor(txn_.cursor(dbis_[table]), from, visit);
 }
 

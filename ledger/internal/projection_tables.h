@@ -8,6 +8,10 @@
 
 namespace trail::ledger::detail {
 
+// The handle of a sub-database that a read-only ledger found missing (a newer build's table
+// in an older directory): reads see it empty.
+inline constexpr MDB_dbi kMissingTable = static_cast<MDB_dbi>(-1);
+
 // A projector with the handles of its sub-databases, in the order of Projector::tables().
 struct ProjectorBinding {
   Projector* projector = nullptr;
