@@ -94,22 +94,7 @@ Result<Digest> digest_from_bytes(ByteView bytes) {
 }
 
 Status append(std::uint64_t size, const Digest& leaf, const NodeGet& get, const NodePut& put) {
-  TRAIL_ASSERT(size < kSizeMax);
-  TRAIL_TRY(put(0, size, leaf));
-  Digest hash = leaf;
-  std::uint64_t index = size;
-  unsigned level = 0;
-  // Each trailing one bit of `size` is a left sibling the new leaf completes a node with.
-  while ((index & 1U) != 0) {
-    TRAIL_ASSIGN_OR_RETURN(const Digest left, get(level, index - 1));
-    hash = node_hash(left, hash);
-    index >>= 1U;
-    ++level;
-    TRAIL_ASSERT(level < kLevelsMax);
-    TRAIL_ASSERT(((index + 1) << level) - 1 == size);  // The node ends at the new leaf.
-    TRAIL_TRY(put(level, index, hash));
-  }
-  return Status::ok();
+  return append_with(size, leaf, get, put);
 }
 
 Result<Digest> root(std::uint64_t size, const NodeGet& get) {

@@ -36,6 +36,7 @@
 #include <span>
 #include <vector>
 
+#include "ledger/assert.h"
 #include "ledger/bytes.h"
 #include "ledger/status.h"
 
@@ -74,6 +75,28 @@ using NodePut = std::function<Status(unsigned level, std::uint64_t index, const 
 // Errors: whatever `get` or `put` returns; after an error some of this leaf's nodes may be put
 // and others not, so the caller must abort its transaction.
 Status append(std::uint64_t size, const Digest& leaf, const NodeGet& get, const NodePut& put);
+
+// The same with any callables of NodeGet's and NodePut's signatures, called directly: the
+// writer's per-event path, where std::function's indirection is measurable.
+template <typename Get, typename Put>
+Status append_with(std::uint64_t size, const Digest& leaf, Get&& get, Put&& put) {
+  TRAIL_ASSERT(size < UINT64_MAX);
+  TRAIL_TRY(put(0U, size, leaf));
+  Digest hash = leaf;
+  std::uint64_t index = size;
+  unsigned level = 0;
+  // Each trailing one bit of `size` is a left sibling the new leaf completes a node with.
+  while ((index & 1U) != 0) {
+    TRAIL_ASSIGN_OR_RETURN(const Digest left, get(level, index - 1));
+    hash = node_hash(left, hash);
+    index >>= 1U;
+    ++level;
+    TRAIL_ASSERT(level < kLevelsMax);
+    TRAIL_ASSERT(((index + 1) << level) - 1 == size);  // The node ends at the new leaf.
+    TRAIL_TRY(put(level, index, hash));
+  }
+  return Status::ok();
+}
 
 // MTH of the first `size` leaves (empty_root() for 0) from popcount(size) stored nodes.
 // Errors: whatever `get` returns.

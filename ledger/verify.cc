@@ -52,6 +52,14 @@ class TreeChecker {
 
   // Reads and opens the stored checkpoints; notes the roots to compare.
   Status begin() {
+    auto recorded = detail::read_tree_size(txn_, merkle_, project_);
+    if (recorded.is_ok()) {
+      leaves_ = *recorded;
+    } else if (recorded.status().code() == Code::kCorrupt) {
+      tree_fail(0, "the Merkle tree's size record is malformed");
+    } else {
+      return recorded.status();
+    }
     const std::string prefix = detail::project_key(project_);
     detail::Cursor cursor = txn_.cursor(checkpoints_);
     TRAIL_ASSIGN_OR_RETURN(bool more, cursor.seek(as_bytes(prefix)));
@@ -106,7 +114,12 @@ class TreeChecker {
 
   // After the chain's last event.
   Status finish() {
-    const std::uint64_t leaves = leaves_end_.value_or(size_);
+    const std::uint64_t leaves = leaves_.value_or(0);
+    if (leaves > size_) {
+      tree_fail(0, "the Merkle tree says " + std::to_string(leaves) +
+                               " leaves but the chain has " + std::to_string(size_) +
+                               " events (events were removed)");
+    }
     if (leaves < size_) ++report_.trees_behind;
     TRAIL_TRY(check_no_stray_nodes(leaves));
     for (std::size_t i = next_expected_; i < expected_.size(); ++i) {
@@ -189,10 +202,12 @@ class TreeChecker {
     }
   }
 
-  // Compares stored node (level, index) with `hash`, recomputed. Nodes of leaves past the
-  // first missing leaf are left to check_no_stray_nodes().
+  // Compares stored node (level, index) with `hash`, recomputed. Levels below
+  // kStoredLevelMin are not stored; nodes beyond the size record are left to
+  // check_no_stray_nodes().
   Status check_node(unsigned level, std::uint64_t index, const Digest& hash) {
-    if (tree_problem_ || leaves_end_) return Status::ok();
+    if (tree_problem_ || level < detail::kStoredLevelMin) return Status::ok();
+    if (!leaves_ || ((index + 1) << level) > *leaves_) return Status::ok();
     TRAIL_ASSIGN_OR_RETURN(auto stored,
                            txn_.get(merkle_, as_bytes(detail::merkle_key(project_, level, index))));
     const std::uint64_t first = (index << level) + 1;
@@ -200,49 +215,67 @@ class TreeChecker {
                              " (events " + std::to_string(first) + ".." +
                              std::to_string((index + 1) << level) + ")";
     if (!stored) {
-      if (level == 0) {
-        leaves_end_ = index;
-      } else {
-        tree_fail(first, name + " is missing");
-      }
-      return Status::ok();
+      tree_fail(first, name + " is missing");
+    } else if (stored->size() != hash.size() ||
+               std::memcmp(stored->data(), hash.data(), hash.size()) != 0) {
+      tree_fail(first, name + " does not equal the node recomputed from the events");
+    } else {
+      ++report_.nodes;
     }
-    if (stored->size() != hash.size() || std::memcmp(stored->data(), hash.data(), hash.size()) != 0) {
-      tree_fail(first, level == 0 ? "Merkle leaf " + std::to_string(index) +
-                                        " does not equal the event's hash"
-                                  : name + " does not equal the node recomputed from the events");
-      return Status::ok();
-    }
-    ++report_.nodes;
     return Status::ok();
   }
 
-  // No node may lie beyond the first `leaves` leaves: at level L, none from index leaves >> L.
+  // The project's `merkle` entries must be the size record and the stored levels' nodes of the
+  // first `leaves` leaves: none below kStoredLevelMin, none at level L from index leaves >> L,
+  // no other level byte, and no entry at all without a size record.
   Status check_no_stray_nodes(std::uint64_t leaves) {
     if (tree_problem_) return Status::ok();
     const std::string prefix = detail::project_key(project_);
     detail::Cursor cursor = txn_.cursor(merkle_);
-    for (unsigned level = 0; level <= merkle::kLevelsMax; ++level) {
-      std::string from = prefix;
-      from.push_back(static_cast<char>(level));
-      if (level < merkle::kLevelsMax) {
-        from = detail::merkle_key(project_, level, leaves >> level);
+    if (!leaves_) {
+      TRAIL_ASSIGN_OR_RETURN(bool found, cursor.seek(as_bytes(prefix)));
+      if (found && as_chars(cursor.key()).substr(0, prefix.size()) == prefix) {
+        tree_fail(0, "Merkle entries are stored for a tree with no size record");
       }
-      TRAIL_ASSIGN_OR_RETURN(bool found, cursor.seek(as_bytes(from)));
-      if (!found) continue;
+      return Status::ok();
+    }
+    for (unsigned level = 0; level < detail::kTreeSizeLevel; ++level) {
+      const bool stored = level >= detail::kStoredLevelMin && level < merkle::kLevelsMax;
+      const std::uint64_t from = stored ? leaves >> level : 0;
+      TRAIL_ASSIGN_OR_RETURN(bool found,
+                             cursor.seek(as_bytes(detail::merkle_key(project_, level, from))));
+      if (!found) break;
       const ByteView k = cursor.key();
-      const std::size_t same = level < merkle::kLevelsMax ? prefix.size() + 1 : prefix.size();
-      if (k.size() < same || as_chars(k.subspan(0, same)) != std::string_view(from).substr(0, same)) {
+      if (k.size() <= prefix.size() || as_chars(k.subspan(0, prefix.size())) != prefix) break;
+      const unsigned at = k[prefix.size()];
+      if (at == detail::kTreeSizeLevel && k.size() == prefix.size() + 1) break;
+      if (at != level) {  // Nothing left at this level: go on from the level found.
+        if (at < level) return Status::error(Code::kCorrupt, "merkle cursor went backwards");
+        level = at - 1;
         continue;
       }
-      std::string name = "a malformed Merkle node key";
+      std::string name = "a malformed Merkle key";
       if (k.size() == prefix.size() + 9) {
-        name = "Merkle node " + std::to_string(k[prefix.size()]) + "/" +
+        name = "Merkle node " + std::to_string(at) + "/" +
                std::to_string(get_u64_be(k.data() + prefix.size() + 1));
       }
-      tree_fail(0, name + " lies beyond the tree's " + std::to_string(leaves) +
-                       " leaves (the chain has " + std::to_string(size_) + " events)");
+      if (!stored) {
+        tree_fail(0, name + " lies outside the stored levels " +
+                         std::to_string(detail::kStoredLevelMin) + ".." +
+                         std::to_string(merkle::kLevelsMax - 1));
+      } else {
+        tree_fail(0, name + " lies beyond the tree's " + std::to_string(leaves) +
+                         " leaves (the chain has " + std::to_string(size_) + " events)");
+      }
       return Status::ok();
+    }
+    // The size record must be exactly its key; anything else at level 0xFF is malformed.
+    TRAIL_ASSIGN_OR_RETURN(bool found, cursor.seek(as_bytes(detail::tree_size_key(project_))));
+    if (found) {
+      TRAIL_ASSIGN_OR_RETURN(bool more, cursor.next());
+      if (more && as_chars(cursor.key()).substr(0, prefix.size()) == prefix) {
+        tree_fail(0, "a malformed Merkle key lies after the size record");
+      }
     }
     return Status::ok();
   }
@@ -262,7 +295,7 @@ class TreeChecker {
   VerifyReport& report_;
   std::vector<Node> stack_;  // Complete subtrees of the leaves so far, largest first.
   std::uint64_t size_ = 0;
-  std::optional<std::uint64_t> leaves_end_;  // The first leaf not stored, once found.
+  std::optional<std::uint64_t> leaves_;  // The size record; nullopt: no tree yet.
   std::vector<Expected> expected_;
   std::size_t next_expected_ = 0;
   std::optional<VerifyProblem> tree_problem_;

@@ -404,20 +404,24 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
     return load_event(txn, job.project, s, key_lookup_);
   };
   const TimeUs server_time = std::max(drain.now_us, head->server_time_us);
-  // The tree's right edge: a new node's left sibling is the last node put at its level, so
-  // the edge serves every read append() makes once warm; the key buffer is reused.
+  // The tree's right edge: append() reads only left siblings (even indexes), each the last
+  // even-indexed node put at its level, so keeping those serves every read once warm (and
+  // spares levels below kStoredLevelMin a fold of their events); the key buffer is reused.
   TreeEdge& edge = tree_edges_[job.project];
   const merkle::NodeGet stored_get = node_reader(txn, tree_.merkle, job.project);
-  const merkle::NodeGet tree_get = [&](unsigned level, std::uint64_t at) -> Result<Digest> {
+  const auto tree_get = [&](unsigned level, std::uint64_t at) -> Result<Digest> {
     if (edge.valid[level] && edge.index[level] == at) return edge.node[level];
     return stored_get(level, at);
   };
   std::string node_key = merkle_key(job.project, 0, 0);
   const std::size_t prefix = node_key.size() - 9;
-  const merkle::NodePut tree_put = [&](unsigned level, std::uint64_t at, const Digest& node) {
-    edge.valid[level] = true;
-    edge.index[level] = at;
-    edge.node[level] = node;
+  const auto tree_put = [&](unsigned level, std::uint64_t at, const Digest& node) -> Status {
+    if ((at & 1U) == 0) {
+      edge.valid[level] = true;
+      edge.index[level] = at;
+      edge.node[level] = node;
+    }
+    if (level < kStoredLevelMin) return Status::ok();  // Folded from the events when read.
     node_key[prefix] = static_cast<char>(level);
     put_u64_be(reinterpret_cast<std::uint8_t*>(node_key.data() + prefix + 1), at);
     return txn.put(tree_.merkle, as_bytes(node_key), node);
@@ -453,7 +457,7 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
     const Digest hash = leaf_hash({*slot, envelope.size_bytes()});
     *head = HeadRecord{seq[i], hash, server_time};
     receipts[i] = Receipt{seq[i], hash, false};
-    if (tree_.enabled) TRAIL_TRY(merkle::append(seq[i] - 1, hash, tree_get, tree_put));
+    if (tree_.enabled) TRAIL_TRY(merkle::append_with(seq[i] - 1, hash, tree_get, tree_put));
     if (!projectors_.empty()) {
       const AppendedEvent appended{job.project, seq[i], server_time, &ev.header,
                                    job.key.get(), &loader};
@@ -477,6 +481,9 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
     drain.dirty.push_back(job.project);
   }
   TRAIL_ASSERT(head->seq + 1 == next_seq);
+  if (tree_.enabled && !claimed.empty()) {
+    TRAIL_TRY(put_tree_size(txn, tree_.merkle, job.project, head->seq));
+  }
   if (tree_.enabled) tree_sizes_[job.project] = head->seq;
   drain.results[index] = std::move(receipts);
   return Status::ok();
@@ -508,24 +515,45 @@ Status Writer::ensure_tree(WriteTxn& txn, const std::string& project, std::uint6
   if (auto it = tree_sizes_.find(project); it != tree_sizes_.end() && it->second == head_seq) {
     return Status::ok();
   }
+  TRAIL_ASSIGN_OR_RETURN(auto recorded, read_tree_size(txn, tree_.merkle, project));
+  if (!recorded) TRAIL_TRY(erase_tree(txn, project));  // Entries of the earlier layout.
   TRAIL_ASSIGN_OR_RETURN(std::uint64_t size, stored_tree_size(txn, tree_.merkle, project, head_seq));
-  if (size < head_seq) {
-    // A chain from before the trees (or a tree lost with its sub-database): grow it from the
+  if (size < head_seq || !recorded) {
+    // A chain from before the trees (or appended to with them off): grow the tree from the
     // stored events, whose hashes are its leaves.
     const merkle::NodeGet get = node_reader(txn, tree_.merkle, project);
     const merkle::NodePut put = [&](unsigned level, std::uint64_t at, const Digest& node) {
-      return txn.put(tree_.merkle, as_bytes(merkle_key(project, level, at)), node);
+      return put_node(txn, tree_.merkle, project, level, at, node);
     };
+    std::string key = event_key(project, 0);
     for (std::uint64_t seq = size + 1; seq <= head_seq; ++seq) {
-      TRAIL_ASSIGN_OR_RETURN(auto envelope, txn.get(Table::kEvents, as_bytes(event_key(project, seq))));
+      put_u64_be(reinterpret_cast<std::uint8_t*>(key.data() + key.size() - 8), seq);
+      TRAIL_ASSIGN_OR_RETURN(auto envelope, txn.get(Table::kEvents, as_bytes(key)));
       if (!envelope) {
         return Status::error(Code::kCorrupt, "event " + std::to_string(seq) + " of " + project +
                                                  " is missing");
       }
       TRAIL_TRY(merkle::append(seq - 1, leaf_hash(*envelope), get, put));
     }
+    TRAIL_TRY(put_tree_size(txn, tree_.merkle, project, head_seq));
+    tree_edges_.erase(project);
   }
   tree_sizes_[project] = head_seq;
+  return Status::ok();
+}
+
+Status Writer::erase_tree(WriteTxn& txn, const std::string& project) {
+  const std::string prefix = project_key(project);
+  Cursor cursor = txn.cursor(tree_.merkle);
+  std::string key;
+  for (;;) {
+    TRAIL_ASSIGN_OR_RETURN(bool found, cursor.seek(as_bytes(prefix)));
+    if (!found) break;
+    const std::string_view at = as_chars(cursor.key());
+    if (at.substr(0, prefix.size()) != prefix) break;
+    key.assign(at);
+    TRAIL_TRY(txn.erase(tree_.merkle, as_bytes(key)));
+  }
   return Status::ok();
 }
 
@@ -575,9 +603,11 @@ Status Writer::apply_checkpoint(WriteTxn& txn, CheckpointJob& job, Drain& drain,
       }
       continue;
     }
+    // Every project's tree first, checkpointed or not: the timer's first sweep after a
+    // writable open is what grows (or converts) trees the writer has not touched yet.
+    TRAIL_TRY(ensure_tree(txn, project, head->seq));
     TRAIL_ASSIGN_OR_RETURN(std::uint64_t last, checkpoint_size(txn, project));
     if (last >= head->seq) continue;
-    TRAIL_TRY(ensure_tree(txn, project, head->seq));
     TRAIL_TRY(write_checkpoint(txn, project, head->seq));
   }
   drain.results[index] = Status::ok();

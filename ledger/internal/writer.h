@@ -120,6 +120,8 @@ class Writer {
   Status apply_checkpoint(WriteTxn& txn, CheckpointJob& job, Drain& drain, std::size_t index);
   // Brings `project`'s Merkle tree up to `head_seq` leaves from the stored events.
   Status ensure_tree(WriteTxn& txn, const std::string& project, std::uint64_t head_seq);
+  // Removes every `merkle` entry of `project` (a tree in the layout before the size record).
+  Status erase_tree(WriteTxn& txn, const std::string& project);
   // Size of `project`'s latest checkpoint (0: none).
   Result<std::uint64_t> checkpoint_size(WriteTxn& txn, const std::string& project);
   // Signs and stores the checkpoint of `project` at `size` (its tree must hold `size` leaves).

@@ -8,6 +8,8 @@
 #include <thread>
 
 #include "ledger/checkpoint.h"
+#include "ledger/internal/lmdb_env.h"
+#include "ledger/internal/tree_store.h"
 #include "ledger/merkle.h"
 #include "tests/support/ledger_fixture.h"
 
@@ -156,6 +158,85 @@ TEST_F(TreeLedgerTest, AChainFromBeforeTheTreesGetsItsTreeFromTheStoredEvents) {
   hashes.insert(hashes.end(), more.begin(), more.end());
   EXPECT_EQ(*ledger_->tree_root("clinic-a", hashes.size()), ledger::merkle::root_of(hashes));
   EXPECT_EQ(*ledger_->tree_root("clinic-a", 37), ledger::merkle::root_of(std::span{hashes}.first(37)));
+}
+
+TEST_F(TreeLedgerTest, AppendsMadeWithTheTreesOffAreCaughtUp) {
+  auto hashes = append_events("clinic-a", 20, 5);
+  trees_ = false;
+  reopen();
+  auto off = append_events("clinic-a", 13, 13);
+  hashes.insert(hashes.end(), off.begin(), off.end());
+  trees_ = true;
+  reopen();
+  EXPECT_EQ(*ledger_->tree_size("clinic-a"), 20U);  // Behind until the writer next touches it.
+  auto on = append_events("clinic-a", 3, 1);  // The writer's cached right edge starts cold.
+  hashes.insert(hashes.end(), on.begin(), on.end());
+  ASSERT_EQ(*ledger_->tree_size("clinic-a"), 36U);
+  for (std::size_t n : {1U, 16U, 17U, 20U, 33U, 36U}) {
+    EXPECT_EQ(*ledger_->tree_root("clinic-a", n), ledger::merkle::root_of(std::span{hashes}.first(n)))
+        << "size " << n;
+  }
+  const Digest root = ledger::merkle::root_of(hashes);
+  for (std::uint64_t i : {0U, 15U, 16U, 29U, 35U}) {
+    auto proof = ledger_->inclusion_proof("clinic-a", i, 36);
+    ASSERT_TRUE(proof.is_ok()) << proof.status().to_string();
+    EXPECT_TRUE(ledger::merkle::verify_inclusion(i, 36, hashes[i], *proof, root).is_ok()) << i;
+  }
+}
+
+TEST_F(TreeLedgerTest, ATreeInTheEarlierLayoutIsRebuilt) {
+  // The layout before the size record stored every level, leaves included.
+  auto hashes = append_events("clinic-a", 40, 8);
+  ledger_.reset();
+  const auto entries = [this] {
+    auto env = ledger::detail::Env::open(data_dir(), {}).value();
+    const MDB_dbi merkle = *env->open_named("merkle");
+    auto txn = env->begin_read().value();
+    std::vector<std::string> keys;
+    auto cursor = txn.cursor(merkle);
+    for (bool more = *cursor.first(); more; more = *cursor.next()) {
+      keys.emplace_back(as_chars(cursor.key()));
+    }
+    return keys;
+  };
+  {
+    auto env = ledger::detail::Env::open(data_dir(), {}).value();
+    const MDB_dbi merkle = *env->open_named("merkle");
+    auto txn = env->begin_write().value();
+    ASSERT_TRUE(txn.erase(merkle, as_bytes(ledger::detail::tree_size_key("clinic-a"))).is_ok());
+    std::map<std::pair<unsigned, std::uint64_t>, Digest> nodes;
+    const ledger::merkle::NodeGet get = [&](unsigned level, std::uint64_t index) -> Result<Digest> {
+      return nodes.at({level, index});
+    };
+    const ledger::merkle::NodePut put = [&](unsigned level, std::uint64_t index, const Digest& h) {
+      nodes[{level, index}] = h;
+      return txn.put(merkle, as_bytes(ledger::detail::merkle_key("clinic-a", level, index)), h);
+    };
+    for (std::size_t i = 0; i < hashes.size(); ++i) {
+      ASSERT_TRUE(ledger::merkle::append(i, hashes[i], get, put).is_ok());
+    }
+    ASSERT_TRUE(txn.commit().is_ok());
+  }
+  EXPECT_EQ(entries().size(), 78U);  // 40 + 20 + 10 + 5 + 2 + 1 nodes, no size record.
+  interval_ = std::chrono::milliseconds{100};
+  reopen();
+  // No size record: no tree, until the checkpoint timer's first sweep rebuilds it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (*ledger_->tree_size("clinic-a") != 40U && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  }
+  ASSERT_EQ(*ledger_->tree_size("clinic-a"), 40U);
+  EXPECT_EQ(*ledger_->tree_root("clinic-a", 40), ledger::merkle::root_of(hashes));
+  auto more = append_events("clinic-a", 8, 8);
+  hashes.insert(hashes.end(), more.begin(), more.end());
+  EXPECT_EQ(*ledger_->tree_root("clinic-a", 48), ledger::merkle::root_of(hashes));
+  ledger_.reset();
+  // Nodes 4/0, 4/1, 4/2 and 5/0, and the size record.
+  const auto now = entries();
+  ASSERT_EQ(now.size(), 5U);
+  EXPECT_EQ(now[0], ledger::detail::merkle_key("clinic-a", 4, 0));
+  EXPECT_EQ(now[3], ledger::detail::merkle_key("clinic-a", 5, 0));
+  EXPECT_EQ(now[4], ledger::detail::tree_size_key("clinic-a"));
 }
 
 TEST_F(TreeLedgerTest, ReadOnlyWithoutKeysServesRootsProofsAndCheckpoints) {

@@ -29,10 +29,14 @@ Exit status and output, as `trailctl verify`:
 Merkle trees and checkpoints (FORMAT.md, the "merkle" and "checkpoints" sub-databases; the
 note formats from c2sp.org/signed-note and c2sp.org/tlog-checkpoint, copied under
 tests/fixtures/merkle/c2sp/), checked after the chains:
-  * "merkle" holds, per project, exactly the complete RFC 6962 subtrees of its events: node
-    (L, i), covering events i*2^L+1 .. (i+1)*2^L, for every (i+1)*2^L <= events, each equal to
-    the hash recomputed from the events (level 0: the event hashes; level L: SHA-256(0x01 ||
-    (L-1, 2i) || (L-1, 2i+1))). Blamed on the first event the node covers.
+  * "merkle" holds, per project, either nothing (no tree yet) or a size record (key
+    project_key || 0xFF, an 8-byte tree size n, at most the project's events; smaller when the
+    tree is behind its chain) and exactly the complete RFC 6962 subtrees of the first n events
+    at levels 4..63: node (L, i), covering events i*2^L+1 .. (i+1)*2^L, for every L >= 4 and
+    (i+1)*2^L <= n, each equal to the hash recomputed from the events (level 0: the event
+    hashes; level L: SHA-256(0x01 || (L-1, 2i) || (L-1, 2i+1))). Levels 0..3 are not stored:
+    an entry there, a node beyond n, or nodes without a size record are tampering. Blamed on
+    the first event the node covers; a size record above the chain on seq = that size.
   * every note in "checkpoints" is a well-formed signed note whose text is a checkpoint:
     origin ending in "/<project>", tree size equal to the size in its key and at most the
     project's events, root equal to the RFC 6962 root of the first `size` events (recomputed
@@ -765,6 +769,11 @@ def events_covered(level: int, index: int) -> str:
     return f"event {first}" if first == last else f"events {first}..{last}"
 
 
+STORED_LEVEL_MIN = 4  # Levels 0..3 (up to 16 events) are recomputed from the events, not stored.
+STORED_LEVEL_MAX = 63
+TREE_SIZE_LEVEL = 0xFF  # The level byte of the size record's key project_key || 0xFF.
+
+
 def check_trees(data_dir: str, chains: dict[bytes, list[bytes]], all_projects: bool,
                 vkeys: list[VerifierKey]) -> Optional[str]:
     """Checks "merkle" and "checkpoints" against `chains` (project -> event hashes in seq
@@ -775,18 +784,24 @@ def check_trees(data_dir: str, chains: dict[bytes, list[bytes]], all_projects: b
     if b"merkle" not in names or b"checkpoints" not in names:
         raise Tampered("-", 0, "one of the sub-databases merkle and checkpoints is missing")
 
+    sizes: dict[bytes, bytes] = {}  # project -> the size record's value, as stored
     stored: dict[bytes, dict[tuple[int, int], bytes]] = {}
     for key, value in dump(data_dir, "merkle"):
         n = key[0] if key else 0
+        if key and len(key) == 1 + n + 1 and key[1 + n] == TREE_SIZE_LEVEL:
+            if only_project(key[1:1 + n], chains, all_projects) is not None:
+                sizes[key[1:1 + n]] = value
+            continue
         if not key or len(key) != 1 + n + 1 + 8:
             raise Tampered("-", 0, f"malformed merkle key {key.hex()}")
         project, level, index = key[1:1 + n], key[1 + n], u64be(key, 2 + n)
         if only_project(project, chains, all_projects) is None:
             continue
-        if level >= 64 or len(value) != 32:
-            raise Tampered(show(project), 0 if level >= 64 else index * (1 << level) + 1,
-                           f"Merkle node {level}/{index} is malformed (level >= 64 or value "
-                           f"not 32 bytes)")
+        if level > STORED_LEVEL_MAX or len(value) != 32:
+            raise Tampered(show(project),
+                           0 if level > STORED_LEVEL_MAX else index * (1 << level) + 1,
+                           f"Merkle node {level}/{index} is malformed (level above "
+                           f"{STORED_LEVEL_MAX} or value not 32 bytes)")
         stored.setdefault(project, {})[(level, index)] = value
 
     notes: dict[bytes, list[tuple[int, bytes]]] = {}
@@ -799,32 +814,61 @@ def check_trees(data_dir: str, chains: dict[bytes, list[bytes]], all_projects: b
             continue
         notes.setdefault(project, []).append((u64be(key, 1 + n), value))
 
+    def node_name(level: int, index: int) -> str:
+        return f"Merkle node {level}/{index} ({events_covered(level, index)})"
+
     node_count = checkpoint_count = 0
     for project, leaves in chains.items():
         levels = complete_subtrees(leaves)
         nodes = stored.pop(project, {})
-        # Every complete subtree, lowest level first, so the lowest wrong node is named.
-        for level, hashes in enumerate(levels):
-            for index, expected in enumerate(hashes):
+        record = sizes.pop(project, None)
+        # The size record: absent (no tree, so no nodes) or 8 bytes, at most the chain.
+        if record is None:
+            size = 0
+            if nodes:
+                level, index = min(nodes)
+                raise Tampered(show(project), index * (1 << level) + 1,
+                               f"{node_name(level, index)} is stored but the project has no "
+                               f"Merkle tree size record")
+        elif len(record) != 8:
+            raise Tampered(show(project), 0, f"the Merkle tree size record is "
+                                             f"{len(record)} bytes, not 8")
+        else:
+            size = u64be(record)
+            if size > len(leaves):
+                raise Tampered(show(project), size,
+                               f"the Merkle tree size record says {size} leaves but the chain "
+                               f"has {len(leaves)} events")
+        below = [node for node in nodes if node[0] < STORED_LEVEL_MIN]
+        if below:
+            level, index = min(below)
+            raise Tampered(show(project), index * (1 << level) + 1,
+                           f"{node_name(level, index)} is below the stored levels (levels "
+                           f"0..{STORED_LEVEL_MIN - 1} are not stored)")
+        # Every complete subtree of the first `size` leaves at a stored level, lowest level
+        # first, so the lowest wrong node is named.
+        for level in range(STORED_LEVEL_MIN, len(levels)):
+            for index in range(size >> level):
                 value = nodes.pop((level, index), None)
-                where = f"Merkle node {level}/{index} ({events_covered(level, index)})"
                 if value is None:
-                    raise Tampered(show(project), index * (1 << level) + 1, f"{where} is missing")
-                if value != expected:
                     raise Tampered(show(project), index * (1 << level) + 1,
-                                   f"{where} differs from the hash recomputed from the events")
+                                   f"{node_name(level, index)} is missing")
+                if value != levels[level][index]:
+                    raise Tampered(show(project), index * (1 << level) + 1,
+                                   f"{node_name(level, index)} differs from the hash recomputed "
+                                   f"from the events")
                 node_count += 1
         if nodes:
             level, index = min(nodes)
             raise Tampered(show(project), index * (1 << level) + 1,
-                           f"Merkle node {level}/{index} ({events_covered(level, index)}) lies "
-                           f"outside the tree of the project's {len(leaves)} events")
-        for size, note in notes.pop(project, []):
-            check_checkpoint(project, size, note, levels, len(leaves), vkeys)
+                           f"{node_name(level, index)} lies beyond the tree's {size} "
+                           f"lea{'f' if size == 1 else 'ves'}")
+        for checkpoint_size, note in notes.pop(project, []):
+            check_checkpoint(project, checkpoint_size, note, levels, len(leaves), vkeys)
             checkpoint_count += 1
-    if stored:
-        project = next(iter(stored))
-        raise Tampered(show(project), 0, "Merkle nodes stored for a project with no chain")
+    if stored or sizes:
+        project = next(iter(stored or sizes))
+        raise Tampered(show(project), 0, "Merkle tree stored for a project with no chain")
     if notes:
         project = next(iter(notes))
         raise Tampered(show(project), notes[project][0][0],

@@ -17,11 +17,13 @@
 #      serverless-log checkpoints under tests/fixtures/merkle;
 #   7. the intact ledger passes with --vkey (the key derived from the keys dir per the spec,
 #      equal to `trailctl keys show`'s when that exists); a wrong --vkey fails;
-#   8. on copies of the intact ledger: a flipped byte in a stored Merkle node, an extra node, a
-#      flipped byte in a checkpoint signature, a changed checkpoint root (with its signature
-#      left as it was, and re-signed with the real key), a re-signed wrong origin: the
-#      verifier exits 1 and names the check; `trailctl verify --pubkey` (when it has that
-#      option) exits 1 naming the same project.
+#   8. on copies of the intact ledger: a flipped byte in a stored Merkle node (levels 4 and 5;
+#      each project has samples + 50 >= 16 events, so level 4 is stored), an extra level-4
+#      node just past the tree, a level-2 node (levels 0..3 are not stored, even with the right
+#      hash), a tree size record one above the chain, a flipped byte in a checkpoint
+#      signature, a changed checkpoint root (with its signature left as it was, and re-signed
+#      with the real key), a re-signed wrong origin: the verifier exits 1 and names the check;
+#      `trailctl verify --pubkey` (when it has that option) exits 1 naming the same project.
 # Without a `trailctl checkpoint` command the checkpoint steps cannot run and the test fails
 # at its end, after everything else has run. KEEP=1 keeps the work directory.
 set -euo pipefail
@@ -252,7 +254,11 @@ run python3 "$SCRIPT" --vkey "someone-else+00000000+${other##*+}" "$C"  # Wrong 
 # Rewrites one record of sub-database merkle or checkpoints in a copy with mdb_load (an LMDB
 # write, so stale page copies do not matter). Prints the tree size (or position) it chose.
 #   node DIR PROJECT LEVEL INDEX    flip a bit of that stored node
-#   extra DIR PROJECT               add leaf node 0/<events>, just past the tree
+#   extra DIR PROJECT               add node 4/(n >> 4), just past the tree of n leaves (the
+#                                   size record); prints the index and n
+#   below DIR PROJECT LEVEL INDEX   add node LEVEL/INDEX (a level below 4) with the hash
+#                                   recomputed from the events
+#   size DIR PROJECT                set the tree size record to the chain's events + 1; prints it
 #   sig DIR PROJECT                 flip a bit of the signature of PROJECT's first checkpoint
 #   root DIR PROJECT                flip a bit of its root; the signature is left as it was
 #   resign-root DIR PROJECT KEYS    flip a bit of its root and sign it again with KEYS' key
@@ -271,7 +277,7 @@ def put(subdb, key, value):
             f" {key.hex()}\n {value.hex()}\nDATA=END\n")
     subprocess.run(["mdb_load", "-s", subdb, data_dir], input=text.encode(), check=True)
 
-if mode in ("node", "extra"):
+if mode in ("node", "extra", "below", "size"):
     nodes = dict(iv.dump(data_dir, "merkle"))
     if mode == "node":
         level, index = int(sys.argv[5]), int(sys.argv[6])
@@ -279,10 +285,23 @@ if mode in ("node", "extra"):
         value = bytearray(nodes[key])
         value[5] ^= 0x04
         print(f"{level}/{index}")
+    elif mode == "extra":
+        size = int.from_bytes(nodes[pk + b"\xff"], "big")
+        key, value = pk + b"\x04" + (size >> 4).to_bytes(8, "big"), bytes(32)
+        print(size >> 4, size)
     else:
-        leaves = sum(1 for k in nodes if k.startswith(pk) and k[len(pk)] == 0)
-        key, value = pk + b"\x00" + leaves.to_bytes(8, "big"), bytes(32)
-        print(leaves + 1)
+        leaves = [iv.leaf_hash(v) for k, v in iv.dump(data_dir, "events")
+                  if k.startswith(pk) and len(k) == len(pk) + 8]
+        if mode == "below":
+            level, index = int(sys.argv[5]), int(sys.argv[6])
+            assert level < 4, "levels 4 and up are stored"
+            key = pk + bytes([level]) + index.to_bytes(8, "big")
+            value = iv.complete_subtrees(leaves)[level][index]
+            assert key not in nodes
+            print(f"{level}/{index}")
+        else:
+            key, value = pk + b"\xff", (len(leaves) + 1).to_bytes(8, "big")
+            print(len(leaves) + 1)
     put("merkle", key, bytes(value))
     sys.exit(0)
 
@@ -337,17 +356,26 @@ expect_tree_tampered() {  # expect_tree_tampered DATA_DIR WANT [novkey]
 
 # ---- 8. Tampered trees and checkpoints, each on its own copy of the intact ledger.
 cp -a "$C" "$WORK/t1"
-tree_tamper node "$WORK/t1" alpha 1 3
+tree_tamper node "$WORK/t1" alpha 4 1
 expect_tree_tampered "$WORK/t1" \
-  "TAMPERED project=alpha seq=7: Merkle node 1/3 (events 7..8) differs from the hash recomputed"
+  "TAMPERED project=alpha seq=17: Merkle node 4/1 (events 17..32) differs from the hash recomputed"
 cp -a "$C" "$WORK/t2"
-tree_tamper node "$WORK/t2" beta 0 0
+tree_tamper node "$WORK/t2" beta 5 0
 expect_tree_tampered "$WORK/t2" \
-  "TAMPERED project=beta seq=1: Merkle node 0/0 (event 1) differs from the hash recomputed" novkey
+  "TAMPERED project=beta seq=1: Merkle node 5/0 (events 1..32) differs from the hash recomputed" novkey
 cp -a "$C" "$WORK/t3"
-past=$(tree_tamper extra "$WORK/t3" beta)
-expect_tree_tampered "$WORK/t3" \
-  "TAMPERED project=beta seq=$past: Merkle node 0/$((past - 1)) (event $past) lies outside the tree"
+out=$(tree_tamper extra "$WORK/t3" beta)
+index=${out%% *} leaves=${out#* } first=$((${out%% *} * 16 + 1))
+expect_tree_tampered "$WORK/t3" "TAMPERED project=beta seq=$first: Merkle node 4/$index \
+(events $first..$((first + 15))) lies beyond the tree's $leaves leaves"
+cp -a "$C" "$WORK/t3b"
+tree_tamper below "$WORK/t3b" alpha 2 5
+expect_tree_tampered "$WORK/t3b" \
+  "TAMPERED project=alpha seq=21: Merkle node 2/5 (events 21..24) is below the stored levels"
+cp -a "$C" "$WORK/t3c"
+size=$(tree_tamper size "$WORK/t3c" beta)
+expect_tree_tampered "$WORK/t3c" "TAMPERED project=beta seq=$size: the Merkle tree size record \
+says $size leaves but the chain has $((size - 1)) events"
 
 if ! $have_checkpoint; then
   fail "trailctl has no \`checkpoint\` command (\`trailctl checkpoint --project P --now\`): no" \

@@ -72,12 +72,34 @@ class Attacker {
     const std::uint64_t n = head_seq(txn);
     const auto get = ledger::detail::node_reader(txn, merkle_, ledger_project());
     const ledger::merkle::NodePut put = [&](unsigned level, std::uint64_t index, const Digest& h) {
-      return txn.put(merkle_, as_bytes(ledger::detail::merkle_key(ledger_project(), level, index)), h);
+      return ledger::detail::put_node(txn, merkle_, ledger_project(), level, index, h);
     };
     for (std::uint64_t seq = 1; seq <= n; ++seq) {
       ASSERT_TRUE(ledger::merkle::append(seq - 1, leaf_hash(as_bytes(event(txn, seq))), get, put)
                       .is_ok());
     }
+    ASSERT_TRUE(ledger::detail::put_tree_size(txn, merkle_, ledger_project(), n).is_ok());
+    ASSERT_TRUE(txn.commit().is_ok());
+  }
+
+  // Flips a bit of stored Merkle node (level, index).
+  void flip_node(unsigned level, std::uint64_t index) {
+    auto txn = env_->begin_write().value();
+    const std::string key = ledger::detail::merkle_key(ledger_project(), level, index);
+    auto stored = *txn.get(merkle_, as_bytes(key));
+    ASSERT_TRUE(stored.has_value()) << "no node " << level << "/" << index;
+    std::string value(as_chars(*stored));
+    value[7] = static_cast<char>(static_cast<unsigned char>(value[7]) ^ 0x10U);
+    ASSERT_TRUE(txn.put(merkle_, as_bytes(key), as_bytes(value)).is_ok());
+    ASSERT_TRUE(txn.commit().is_ok());
+  }
+
+  // Stores `value` under the project's merkle key with `suffix` (after project_key).
+  void put_merkle_entry(const std::string& suffix, const std::string& value) {
+    auto txn = env_->begin_write().value();
+    ASSERT_TRUE(txn.put(merkle_, as_bytes(ledger::detail::project_key(kProject) + suffix),
+                        as_bytes(value))
+                    .is_ok());
     ASSERT_TRUE(txn.commit().is_ok());
   }
 
@@ -104,9 +126,11 @@ class Attacker {
                       .is_ok());
     }
     erase_where(txn, merkle_, [&](ByteView suffix) {
+      if (suffix.size() != 9) return false;  // The size record, rewritten below.
       const unsigned level = suffix[0];
       return ((get_u64_be(suffix.data() + 1) + 1) << level) > keep;
     });
+    ASSERT_TRUE(ledger::detail::put_tree_size(txn, merkle_, ledger_project(), keep).is_ok());
     erase_where(txn, checkpoints_,
                 [&](ByteView suffix) { return get_u64_be(suffix.data()) > keep; });
     const std::string last = event(txn, keep);
@@ -257,8 +281,60 @@ TEST_F(TamperCli, RewrittenHistoryWithStaleTreeFails) {
   expect_tampered(against(copy, saved6_),
                   "history was rewritten: the first 6 events hash to root ");
   expect_tampered(against(copy, saved10_), "history was rewritten: the first 10 events");
+  // The stored checkpoints' roots no longer match the events.
   expect_tampered(verify(copy, {"--pubkey", key_}),
-                  "seq=3: Merkle leaf 2 does not equal the event's hash");
+                  "checkpoint at size 6: its root ");
+}
+
+TEST_F(TamperCli, StoredNodesAreCheckedAgainstTheEvents) {
+  // 20 events: node 4/0 (events 1..16) is the one stored node.
+  const auto copy = copy_data("nodes");
+  ASSERT_NO_FATAL_FAILURE(append(11, 10, "-more", copy.string()));
+  expect_intact(verify(copy, {"--pubkey", key_}));
+  {  // A rewrite that keeps the stale tree and drops the checkpoints: node 4/0 tells.
+    const auto rewritten = path("nodes-rewritten");
+    fs::copy(copy, rewritten, fs::copy_options::recursive);
+    Attacker attacker{rewritten};
+    attacker.rewrite_from(3);
+    attacker.delete_checkpoints_above(0);
+    expect_tampered(verify(rewritten, {"--pubkey", key_}),
+                    "seq=1: Merkle node 4/0 (events 1..16) does not equal the node recomputed");
+  }
+  {
+    const auto flipped = path("nodes-flipped");
+    fs::copy(copy, flipped, fs::copy_options::recursive);
+    Attacker{flipped}.flip_node(4, 0);
+    expect_tampered(verify(flipped, {"--pubkey", key_}), "seq=1: Merkle node 4/0 (events 1..16)");
+  }
+  const std::string node(32, 'x');
+  const auto entry = [](unsigned level, std::uint64_t index) {
+    std::string suffix(1, static_cast<char>(level));
+    std::uint8_t b[8];
+    put_u64_be(b, index);
+    suffix.append(reinterpret_cast<const char*>(b), 8);
+    return suffix;
+  };
+  struct Stray {
+    const char* name;
+    std::string suffix;
+    std::string value;
+    const char* reason;
+  };
+  const std::vector<Stray> strays{
+      {"low", entry(2, 0), node, "Merkle node 2/0 lies outside the stored levels 4..63"},
+      {"beyond", entry(4, 1), node, "Merkle node 4/1 lies beyond the tree's 20 leaves"},
+      {"high", entry(70, 0), node, "Merkle node 70/0 lies outside the stored levels"},
+      {"size-long", std::string(1, '\xFF'), std::string(8, '\0') + "x",
+       "the Merkle tree's size record is malformed"},
+      {"size-ahead", std::string(1, '\xFF'), std::string(7, '\0') + "\x15",
+       "the Merkle tree says 21 leaves but the chain has 20 events"},
+  };
+  for (const auto& stray : strays) {
+    const auto dir = path(std::string("nodes-") + stray.name);
+    fs::copy(copy, dir, fs::copy_options::recursive);
+    Attacker{dir}.put_merkle_entry(stray.suffix, stray.value);
+    expect_tampered(verify(dir, {"--pubkey", key_}), stray.reason);
+  }
 }
 
 TEST_F(TamperCli, RewrittenHistoryWithRecomputedTreeFails) {
