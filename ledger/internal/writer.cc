@@ -314,8 +314,10 @@ Status Writer::apply_all(WriteTxn& txn, std::vector<Job>& jobs, Drain& drain) {
     }
   }
   for (const auto& project : drain.dirty) {
-    TRAIL_TRY(txn.put(Table::kHeads, as_bytes(project_key(project)),
-                      as_bytes(encode_head(drain.heads.at(project)))));
+    const HeadRecord& head = drain.heads.at(project);
+    TRAIL_TRY(txn.put(Table::kHeads, as_bytes(project_key(project)), as_bytes(encode_head(head))));
+    // The tree grew with the chain (apply_append): its size record, once per commit.
+    if (tree_.enabled) TRAIL_TRY(put_tree_size(txn, tree_.merkle, project, head.seq));
   }
   return Status::ok();
 }
@@ -481,9 +483,6 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
     drain.dirty.push_back(job.project);
   }
   TRAIL_ASSERT(head->seq + 1 == next_seq);
-  if (tree_.enabled && !claimed.empty()) {
-    TRAIL_TRY(put_tree_size(txn, tree_.merkle, job.project, head->seq));
-  }
   if (tree_.enabled) tree_sizes_[job.project] = head->seq;
   drain.results[index] = std::move(receipts);
   return Status::ok();
