@@ -226,7 +226,7 @@ std::future<Result<std::vector<Receipt>>> Ledger::append(std::string project,
 }
 
 void Ledger::append_async(std::string project, std::vector<EventDraft> drafts,
-                          AppendCallback done) {
+                          AppendCallback done, AppendGuard guard) {
   if (!writer_) return done(Status::error(Code::kBusy, "ledger is open read-only"));
   if (Status s = validate_project(project); !s.is_ok()) return done(s);
   if (drafts.empty()) return done(Status::error(Code::kInvalid, "batch is empty"));
@@ -242,6 +242,7 @@ void Ledger::append_async(std::string project, std::vector<EventDraft> drafts,
   job.key = *key;
   job.project = std::move(project);
   job.done = std::move(done);
+  job.guard = std::move(guard);
   appended_.store(true, std::memory_order_relaxed);
   writer_->submit(std::move(job));
 }

@@ -108,8 +108,12 @@ class Ledger {
   // is queued.
   using AppendCallback = std::function<void(Result<std::vector<Receipt>>)>;
   // As append(), without blocking a thread on the commit: the caller's thread seals, the
-  // writer commits, `done` gets the result. Errors: as append().
-  void append_async(std::string project, std::vector<EventDraft> drafts, AppendCallback done);
+  // writer commits, `done` gets the result. A `guard` is called inside the commit's
+  // transaction, right before the append is applied: what it refuses fails with its status
+  // and writes nothing (a check made before queueing can be overtaken by an append queued
+  // ahead; the guard cannot). Errors: as append(), and the guard's.
+  void append_async(std::string project, std::vector<EventDraft> drafts, AppendCallback done,
+                    AppendGuard guard = {});
 
   // The project's head; seq 0 when it has no events.
   Result<Head> head(std::string_view project) const;

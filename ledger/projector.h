@@ -82,4 +82,24 @@ class Projector {
   virtual void discard() {}
 };
 
+// What an append's guard (Ledger::append_async) may read: the views inside the writer's
+// transaction, just before the append is applied, so it sees every earlier append, including
+// those of the same commit. A projector that keeps state back until flush() must answer
+// guards from what it kept back (e.g. CaseProjector::get_in).
+// Thread safety: used on the writer thread, during the guard's call only.
+class GuardContext {
+ public:
+  virtual ~GuardContext() = default;
+  // The sub-databases of `projector`, read-only. Errors: kNotFound when it is not registered
+  // with this ledger.
+  virtual Result<const ProjectionTables*> tables(const Projector& projector) const = 0;
+  // The project's data key.
+  virtual const DataKey& key() const = 0;
+};
+
+// Decides inside the writer's transaction whether an append may go ahead: ok, or the status
+// the append fails with (nothing of it is written; other appends of the commit go on).
+// Runs on the writer thread, so keep it short and never block in it.
+using AppendGuard = std::function<Status(const GuardContext&)>;
+
 }  // namespace trail::ledger

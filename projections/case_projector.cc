@@ -426,6 +426,21 @@ Result<std::optional<CaseState>> CaseProjector::get(const ledger::Ledger& ledger
   return out;
 }
 
+Result<std::optional<CaseState>> CaseProjector::get_in(const ledger::GuardContext& context,
+                                                       std::string_view project,
+                                                       const EventId& case_id) const {
+  const std::string skey = state_key(project, case_id);
+  if (auto it = pending_.find(skey); it != pending_.end()) {
+    return std::optional<CaseState>{it->second.state};
+  }
+  TRAIL_ASSIGN_OR_RETURN(const ledger::ProjectionTables* tables, context.tables(*this));
+  TRAIL_ASSIGN_OR_RETURN(auto stored, tables->get(kState, as_bytes(skey)));
+  if (!stored) return std::optional<CaseState>{};
+  TRAIL_ASSIGN_OR_RETURN(auto words, open_message(context.key(), kState, as_bytes(skey), *stored));
+  TRAIL_ASSIGN_OR_RETURN(auto state, read_record(words));
+  return std::optional<CaseState>{std::move(state)};
+}
+
 Result<std::vector<CaseState>> CaseProjector::list(const ledger::Ledger& ledger,
                                                    std::string_view project,
                                                    const CaseFilter& filter,

@@ -105,6 +105,10 @@ class CaseProjector final : public ledger::Projector {
   // The case's state, or nullopt. Errors: kCorrupt when a stored value does not open.
   Result<std::optional<CaseState>> get(const ledger::Ledger& ledger, std::string_view project,
                                        const EventId& case_id) const;
+  // The same inside the writer's transaction, for an append guard: a state folded earlier in
+  // the transaction (kept back until flush) is answered from memory. Writer thread only.
+  Result<std::optional<CaseState>> get_in(const ledger::GuardContext& context,
+                                          std::string_view project, const EventId& case_id) const;
   // Cases matching `filter` in case-id order, starting after `after`, at most `limit`.
   Result<std::vector<CaseState>> list(const ledger::Ledger& ledger, std::string_view project,
                                       const CaseFilter& filter, std::optional<EventId> after,

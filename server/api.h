@@ -70,6 +70,7 @@
 #include "projections/identity.h"
 #include "projections/report_projector.h"
 #include "projections/sync_projector.h"
+#include "server/capture_check.h"
 #include "server/handler.h"
 #include "server/metrics.h"
 
@@ -143,9 +144,15 @@ class Api final : public Handler {
   bool authorize(const CallPtr& call, std::uint32_t authority);
   // The capture units of a case owner who is a user of the call's project.
   std::vector<std::string> owner_units(const std::string& project, std::string_view owner);
-  // Checks the case events of an append against the caller's capture scope; answers (403, or
-  // 404 for a case the caller may not know of) and returns false when one is outside it.
-  bool check_capture(const CallPtr& call, const std::vector<ledger::EventDraft>& drafts);
+  // Checks the case events of an append against the caller's capture scope (CaptureCheck);
+  // answers (403, or 404 for a case the caller may not know of) and returns false when one is
+  // outside it. Otherwise `guard` gets the same check for the commit (empty when there is
+  // nothing to check); answer_append() gives its refusal.
+  bool check_capture(const CallPtr& call, const std::vector<ledger::EventDraft>& drafts,
+                     std::shared_ptr<CaptureCheck>& check, ledger::AppendGuard& guard);
+  // Answers an append that failed: the guard's refusal when it refused, else `failure`.
+  static void answer_failed_append(const CallPtr& call, const std::shared_ptr<CaptureCheck>& check,
+                                   const Status& failure);
   // Throttling of log-ins: answers 429 and returns false while the name or address waits.
   // `tag` receives the name's keyed MAC for the failure record.
   bool check_throttle(const CallPtr& call, std::string_view name, std::string& tag);

@@ -11,35 +11,38 @@
 namespace trail::server {
 namespace json = boost::json;
 
-bool Api::check_capture(const CallPtr& call, const std::vector<ledger::EventDraft>& drafts) {
-  proj::CaseGate& gate = *call->gate;
-  if (gate.scopes().capture.all) return true;  // The whole project: nothing to look up.
-  for (std::size_t i = 0; i < drafts.size(); ++i) {
-    const auto& d = drafts[i];
-    if (!proj::view::is_case_kind(d.kind) || !d.subject) continue;
-    const std::string where = "events[" + std::to_string(i) + "]: ";
-    auto state = views_.cases->get(ledger_, call->project, *d.subject);
-    if (!state.is_ok()) {
-      call->fail(state.status());
-      return false;
-    }
-    if (*state && !gate.may_write((*state)->owner)) {
-      if (gate.read((*state)->owner, (*state)->case_type) == proj::ReadVerdict::kHidden) {
-        call->error(http::status::not_found, "not_found", where + "no such case");
-      } else {
-        call->error(http::status::forbidden, "outside_capture_scope",
-                    where + "the case is outside your capture scope");
-      }
-      return false;
-    }
-    auto change = proj::decode_case_change(d.payload);
-    if (change.is_ok() && !change->owner.empty() && !gate.may_write(change->owner)) {
-      call->error(http::status::forbidden, "outside_capture_scope",
-                  where + "the owner named is outside your capture scope");
-      return false;
-    }
+bool Api::check_capture(const CallPtr& call, const std::vector<ledger::EventDraft>& drafts,
+                        std::shared_ptr<CaptureCheck>& check, ledger::AppendGuard& guard) {
+  check = CaptureCheck::make(*call->gate, drafts);
+  if (!check) return true;
+  auto denial = check->run([&](const EventId& id) { return views_.cases->get(ledger_, call->project, id); });
+  if (!denial.is_ok()) {
+    call->fail(denial.status());
+    return false;
   }
+  if (*denial) {
+    call->error((*denial)->status, (*denial)->code, (*denial)->message);
+    return false;
+  }
+  // Again inside the commit, where an owner change queued ahead of this append is visible.
+  guard = [this, call, check](const ledger::GuardContext& context) -> Status {
+    auto refused = check->run([&](const EventId& id) {
+      return views_.cases->get_in(context, call->project, id);
+    });
+    if (!refused.is_ok()) return refused.status();
+    if (!*refused) return Status::ok();
+    check->denial = std::move(*refused);
+    return Status::error(Code::kConflict, "outside the capture scope");
+  };
   return true;
+}
+
+void Api::answer_failed_append(const CallPtr& call, const std::shared_ptr<CaptureCheck>& check,
+                               const Status& failure) {
+  if (check && check->denial) {
+    return call->error(check->denial->status, check->denial->code, check->denial->message);
+  }
+  call->fail(failure);
 }
 
 void Api::events_append(const CallPtr& call) {
@@ -83,14 +86,16 @@ void Api::events_append(const CallPtr& call) {
     ids.push_back(draft->event_id);
     drafts.push_back(std::move(*draft));
   }
-  if (!check_capture(call, drafts)) return;
+  std::shared_ptr<CaptureCheck> check;
+  ledger::AppendGuard guard;
+  if (!check_capture(call, drafts, check, guard)) return;
   const auto started = std::chrono::steady_clock::now();
   ledger_.append_async(
       call->project, std::move(drafts),
-      [this, call, ids = std::move(ids), started](Result<std::vector<ledger::Receipt>> r) {
+      [this, call, check, ids = std::move(ids), started](Result<std::vector<ledger::Receipt>> r) {
         metrics_.append_latency_seconds().observe(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-        if (!r.is_ok()) return call->fail(r.status());
+        if (!r.is_ok()) return answer_failed_append(call, check, r.status());
         json::array receipts;
         bool any_new = false;
         for (std::size_t i = 0; i < r->size(); ++i) {
@@ -99,7 +104,8 @@ void Api::events_append(const CallPtr& call) {
         }
         call->json(any_new ? http::status::created : http::status::ok,
                    json::object{{"receipts", std::move(receipts)}});
-      });
+      },
+      std::move(guard));
 }
 
 void Api::ledger_head(const CallPtr& call) {

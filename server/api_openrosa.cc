@@ -78,17 +78,20 @@ void Api::submission_post(const CallPtr& call) {
       return call->fail(s);
     }
   }
-  if (!check_capture(call, submission->events)) return;
+  std::shared_ptr<CaptureCheck> check;
+  ledger::AppendGuard guard;
+  if (!check_capture(call, submission->events, check, guard)) return;
   ledger_.append_async(call->project, std::move(submission->events),
-                       [this, call](Result<std::vector<ledger::Receipt>> r) {
-                         if (!r.is_ok()) return call->fail(r.status());
+                       [this, call, check](Result<std::vector<ledger::Receipt>> r) {
+                         if (!r.is_ok()) return answer_failed_append(call, check, r.status());
                          const bool duplicate = r->front().duplicate;
                          call->reply(openrosa_answer(
                              call->request, duplicate ? http::status::accepted : http::status::created,
                              duplicate ? "This form was already received; nothing was changed."
                                        : "Form received.",
                              options_.body_bytes_max));
-                       });
+                       },
+                       std::move(guard));
 }
 
 }  // namespace trail::server

@@ -17,6 +17,35 @@
 #include "ledger/sha256.h"
 
 namespace trail::ledger::detail {
+namespace {
+
+// An append guard's view of the writer's transaction (read-only).
+class TxnGuardContext final : public GuardContext {
+ public:
+  TxnGuardContext(WriteTxn& txn, const std::vector<ProjectorBinding>& projectors,
+                  const DataKey& key)
+      : txn_{txn}, projectors_{projectors}, key_{key} {}
+
+  Result<const ProjectionTables*> tables(const Projector& projector) const override {
+    for (std::size_t i = 0; i < projectors_.size(); ++i) {
+      if (projectors_[i].projector != &projector) continue;
+      if (!tables_[i]) tables_[i].emplace(txn_, projectors_[i].dbis);
+      return &*tables_[i];
+    }
+    return Status::error(Code::kNotFound, "view " + std::string(projector.name()) +
+                                              " is not registered with this ledger");
+  }
+  const DataKey& key() const override { return key_; }
+
+ private:
+  WriteTxn& txn_;
+  const std::vector<ProjectorBinding>& projectors_;
+  const DataKey& key_;
+  mutable std::vector<std::optional<WriteProjectionTables>> tables_ =
+      std::vector<std::optional<WriteProjectionTables>>(projectors_.size());
+};
+
+}  // namespace
 
 // State of one drain (one write transaction). Discarded when the transaction is retried.
 struct Writer::Drain {
@@ -342,6 +371,15 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
     drain.views_checked.push_back(job.project);
   }
   if (tree_.enabled) TRAIL_TRY(ensure_tree(txn, job.project, head->seq));
+  if (job.guard) {
+    // After the views caught up and every earlier job of this drain was applied.
+    Status allowed = job.guard(TxnGuardContext{txn, projectors_, *job.key});
+    if (allowed.code() == Code::kFatal || allowed.code() == Code::kBusy) return allowed;
+    if (!allowed.is_ok()) {
+      drain.results[index] = std::move(allowed);
+      return Status::ok();
+    }
+  }
 
   // Phase 1: claim each new event id in the index (one B-tree descent per event: the insert
   // itself reports an id that is already there). plan[i]: -1 new (seq[i] assigned); -2

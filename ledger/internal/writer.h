@@ -49,6 +49,7 @@ struct AppendJob {
   std::shared_ptr<const DataKey> key;  // The project's data key, for projectors.
   std::vector<SealedEvent> events;
   AppendCallback done;
+  AppendGuard guard;  // Empty: none.
 };
 
 // Makes sure `project` has a data key; resolves with its key id.

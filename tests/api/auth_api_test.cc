@@ -1,6 +1,9 @@
 // Authentication and authorisation over real HTTP: log-in, tokens, log-out, HTTP Basic, 401s
 // that do not say which part was wrong, project isolation, and trailctl changes taking effect
 // on a running server.
+#include <chrono>
+#include <thread>
+
 #include "tests/api/api_fixture.h"
 
 namespace trail::testing {
@@ -164,11 +167,16 @@ TEST_F(ApiTest, MissingAuthorityIs403InsideOnesOwnProject) {
 
 TEST_F(ApiTest, MetricsCountRequestsAndAuthFailures) {
   client()->get("/v1/projects");  // 401
+  // A request is counted once its answer is written, which may be just after the client read
+  // it: look again for a moment.
+  const std::string counted = "trail_http_requests_total{route=\"/v1/projects\",status=\"401\"}";
   auto r = admin_->get("/metrics");
+  for (int i = 0; i < 100 && r.status == 200U && r.body.find(counted) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    r = admin_->get("/metrics");
+  }
   ASSERT_EQ(r.status, 200U);
-  EXPECT_NE(r.body.find("trail_http_requests_total{route=\"/v1/projects\",status=\"401\"}"),
-            std::string::npos)
-      << r.body;
+  EXPECT_NE(r.body.find(counted), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("trail_auth_failures_total"), std::string::npos);
   EXPECT_NE(r.body.find("trail_commit_latency_seconds_bucket"), std::string::npos);
   EXPECT_NE(r.body.find("trail_events_per_commit_count"), std::string::npos);

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <future>
+#include <memory>
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
@@ -140,6 +142,66 @@ TEST_F(CaseView, CloseOfAClosedCaseIsRecordedButChangesNothing) {
   EXPECT_TRUE(h[2].changes.back().unchanged);
   append_ok("p", {event(Kind::CASE_REOPENED, id, {})});
   EXPECT_FALSE(state(id).closed);
+}
+
+// An append's guard runs inside the commit: it sees an owner change queued ahead of its
+// append, whether that change commits earlier or sits folded but unflushed in the same commit.
+TEST_F(CaseView, AnAppendGuardSeesOwnerChangesQueuedAheadOfIt) {
+  using Outcome = Result<std::vector<ledger::Receipt>>;
+  const auto submit = [this](const std::string& project, std::vector<ledger::EventDraft> drafts,
+                             ledger::AppendGuard guard) {
+    auto promise = std::make_shared<std::promise<Outcome>>();
+    auto future = promise->get_future();
+    ledger_->append_async(project, std::move(drafts),
+                          [promise](Outcome r) { promise->set_value(std::move(r)); },
+                          std::move(guard));
+    return future;
+  };
+  // Goes ahead only while chw-017 owns `id` (what the server's capture check asks).
+  const auto owned_by_017 = [this](const EventId& id) -> ledger::AppendGuard {
+    return [this, id](const ledger::GuardContext& context) -> Status {
+      auto got = view_->get_in(context, "p", id);
+      if (!got.is_ok()) return got.status();
+      if (!*got || (*got)->owner != "chw-017") return Status::error(Code::kConflict, "not yours");
+      return Status::ok();
+    };
+  };
+  for (int round = 0; round < 10; ++round) {
+    const EventId id = create();
+    CaseChangeData reassign;
+    reassign.owner = "chw-099";
+    // A large batch of another project keeps the writer busy, so the reassignment and the
+    // guarded update usually share the next commit (and the guard reads the unflushed state).
+    auto busy = submit("q", make_drafts(500, 300), {});
+    auto moved = submit("p", {event(Kind::CASE_REASSIGNED, id, reassign, "supervisor")}, {});
+    auto update = submit("p", {event(Kind::CASE_UPDATED, id, fields({{"age", "35"}}))},
+                         owned_by_017(id));
+    ASSERT_TRUE(busy.get().is_ok());
+    ASSERT_TRUE(moved.get().is_ok());
+    const Outcome refused = update.get();
+    ASSERT_FALSE(refused.is_ok()) << "round " << round;
+    EXPECT_EQ(refused.status().code(), Code::kConflict);
+    EXPECT_EQ(refused.status().detail(), "not yours");
+    EXPECT_EQ(state(id).owner, "chw-099");
+    EXPECT_EQ(history_of(id).size(), 2U);  // Created and reassigned: the update wrote nothing.
+  }
+  // While chw-017 still owns the case the guard lets the update through.
+  const EventId kept = create();
+  ASSERT_TRUE(submit("p", {event(Kind::CASE_UPDATED, kept, fields({{"age", "35"}}))},
+                     owned_by_017(kept))
+                  .get()
+                  .is_ok());
+  EXPECT_EQ(history_of(kept).size(), 2U);
+  // A guard asking for a view this ledger does not have is refused, and so is its append.
+  const CaseProjector stranger;
+  const auto before = ledger_->head("p")->seq;
+  const Outcome odd = submit("p", {event(Kind::CASE_UPDATED, kept, fields({{"age", "36"}}))},
+                             [&stranger](const ledger::GuardContext& context) -> Status {
+                               return context.tables(stranger).status();
+                             })
+                          .get();
+  EXPECT_EQ(odd.status().code(), Code::kNotFound);
+  EXPECT_EQ(ledger_->head("p")->seq, before);
 }
 
 TEST_F(CaseView, IndicesAndOwnersMaintainTheirLookups) {
