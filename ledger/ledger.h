@@ -172,8 +172,10 @@ class Ledger {
   };
   Result<std::optional<StoredCheckpoint>> checkpoint(std::string_view project,
                                                      std::optional<std::uint64_t> size = {}) const;
-  // Every checkpoint of `project`, by size.
-  Result<std::vector<StoredCheckpoint>> checkpoints(std::string_view project) const;
+  // The checkpoints of `project` of size `from` and up, by size, at most `limit` (0: all).
+  Result<std::vector<StoredCheckpoint>> checkpoints(std::string_view project,
+                                                    std::uint64_t from = 0,
+                                                    std::size_t limit = 0) const;
   // Issues a checkpoint of `project` at its head now (none when the latest covers the head)
   // and waits until it is durable. Errors: kNotFound without events; kBusy when read-only.
   Status checkpoint_now(std::string_view project);

@@ -87,14 +87,16 @@ Result<std::optional<Ledger::StoredCheckpoint>> Ledger::checkpoint(
   return out;
 }
 
-Result<std::vector<Ledger::StoredCheckpoint>> Ledger::checkpoints(std::string_view project) const {
+Result<std::vector<Ledger::StoredCheckpoint>> Ledger::checkpoints(std::string_view project,
+                                                                  std::uint64_t from,
+                                                                  std::size_t limit) const {
   if (!has_trees_) return no_trees();
   TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
   std::vector<StoredCheckpoint> out;
   detail::Cursor cursor = txn.cursor(checkpoints_dbi_);
   const std::string prefix = detail::project_key(project);
-  TRAIL_ASSIGN_OR_RETURN(bool more, cursor.seek(as_bytes(prefix)));
-  while (more) {
+  TRAIL_ASSIGN_OR_RETURN(bool more, cursor.seek(as_bytes(detail::checkpoint_key(project, from))));
+  while (more && (limit == 0 || out.size() < limit)) {
     const ByteView key = cursor.key();
     if (key.size() != prefix.size() + 8 || as_chars(key.subspan(0, prefix.size())) != prefix) break;
     out.push_back({get_u64_be(key.data() + prefix.size()), std::string(as_chars(cursor.value()))});

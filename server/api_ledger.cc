@@ -16,6 +16,10 @@ namespace json = boost::json;
 
 namespace {
 
+// GET .../ledger/checkpoints pages: sizes per answer by default and at most.
+constexpr std::uint64_t kCheckpointPageDefault = 1000;
+constexpr std::uint64_t kCheckpointPageMax = 10000;
+
 // 200 text/plain: a signed note or a key line, byte for byte.
 Response text_response(const Request& request, std::string body) {
   Response response{http::status::ok, request.version()};
@@ -89,7 +93,9 @@ void Api::ledger_checkpoint(const CallPtr& call) {
 
 void Api::ledger_checkpoints(const CallPtr& call) {
   if (!authorize(call, proj::kVerifyLedger)) return;
-  if (Status s = check_known(call->query, {"size"}); !s.is_ok()) return call->fail(s);
+  if (Status s = check_known(call->query, {"size", "from", "limit"}); !s.is_ok()) {
+    return call->fail(s);
+  }
   if (!require_trees(ledger_, call)) return;
   if (query_value(call->query, "size")) {
     auto size = query_u64(call->query, "size", 0);
@@ -102,12 +108,26 @@ void Api::ledger_checkpoints(const CallPtr& call) {
     }
     return call->reply(text_response(call->request, std::move((*at)->note)));
   }
-  auto all = ledger_.checkpoints(call->project);
-  if (!all.is_ok()) return call->fail(all.status());
+  // The sizes available, a page at a time (a busy project gets one every few seconds).
+  auto from = query_u64(call->query, "from", 0);
+  if (!from.is_ok()) return call->fail(from.status());
+  auto limit = query_u64(call->query, "limit", kCheckpointPageDefault);
+  if (!limit.is_ok()) return call->fail(limit.status());
+  if (*limit == 0 || *limit > kCheckpointPageMax) {
+    return call->error(http::status::bad_request, "invalid",
+                       "'limit' must be 1.." + std::to_string(kCheckpointPageMax));
+  }
+  auto page = ledger_.checkpoints(call->project, *from, static_cast<std::size_t>(*limit) + 1);
+  if (!page.is_ok()) return call->fail(page.status());
+  json::value next = nullptr;
+  if (page->size() > *limit) {
+    next = page->back().size;
+    page->pop_back();
+  }
   json::array sizes;
-  sizes.reserve(all->size());
-  for (const auto& c : *all) sizes.push_back(json::object{{"size", c.size}});
-  call->json(http::status::ok, json::object{{"checkpoints", std::move(sizes)}});
+  sizes.reserve(page->size());
+  for (const auto& c : *page) sizes.push_back(json::object{{"size", c.size}});
+  call->json(http::status::ok, json::object{{"checkpoints", std::move(sizes)}, {"next", next}});
 }
 
 void Api::ledger_inclusion_proof(const CallPtr& call) {

@@ -603,6 +603,31 @@ TEST_F(LedgerProofApiTest, CheckpointsAndProofsVerifyAgainstTheStoredEnvelopes) 
     EXPECT_EQ(cp->origin, cp1->origin);
     EXPECT_EQ(hex(cp->root), hex(mth(leaves2, 0, size)));
   }
+  EXPECT_TRUE(list.json().at("next").is_null()) << list.body;
+  // The same sizes a page at a time, each page starting where the last one said.
+  std::vector<std::uint64_t> paged;
+  std::string from = "0";
+  for (int pages = 0; pages <= static_cast<int>(sizes.size()); ++pages) {
+    auto page = aud->get("/v1/projects/clinic-a/ledger/checkpoints?limit=1&from=" + from);
+    ASSERT_EQ(page.status, 200U) << page.body;
+    const auto& got = page.json().at("checkpoints").as_array();
+    ASSERT_LE(got.size(), 1U);
+    for (const auto& c : got) paged.push_back(static_cast<std::uint64_t>(c.at("size").as_int64()));
+    const auto& next = page.json().at("next");
+    if (next.is_null()) break;
+    from = std::to_string(next.as_int64());
+  }
+  EXPECT_EQ(paged, sizes);
+  auto after_n = aud->get("/v1/projects/clinic-a/ledger/checkpoints?from=" + std::to_string(n + 1));
+  ASSERT_EQ(after_n.status, 200U);
+  for (const auto& c : after_n.json().at("checkpoints").as_array()) {
+    EXPECT_GT(c.at("size").as_int64(), static_cast<std::int64_t>(n));
+  }
+  for (const char* bad : {"limit=0", "limit=10001", "limit=x", "from=-1"}) {
+    auto r = aud->get(std::string("/v1/projects/clinic-a/ledger/checkpoints?") + bad);
+    EXPECT_EQ(r.status, 400U) << bad;
+    EXPECT_EQ(r.json().at("error").at("code").as_string(), "invalid") << bad;
+  }
   EXPECT_EQ(aud->get("/v1/projects/clinic-a/ledger/checkpoints?size=" + std::to_string(n)).body,
             first.body);
   EXPECT_EQ(aud->get("/v1/projects/clinic-a/ledger/checkpoints?size=" + std::to_string(m)).body,
@@ -683,7 +708,9 @@ TEST_F(LedgerProofApiTest, BadParametersAreRefusedNamingThem) {
       {"checkpoint?size=3", "size"},
       {"checkpoints?size=abc", "'size'"},
       {"checkpoints?size=-1", "'size'"},
-      {"checkpoints?from=1", "from"},
+      {"checkpoints?from=x", "'from'"},
+      {"checkpoints?limit=0", "'limit'"},
+      {"checkpoints?after=1", "after"},
       {"proof/inclusion", "'seq'"},
       {"proof/inclusion?seq=", "'seq'"},
       {"proof/inclusion?seq=0", "'seq'"},

@@ -115,6 +115,14 @@ TEST_F(TreeLedgerTest, CheckpointsByCountAndOnDemandAreSignedOverTheRoot) {
   // Nothing new: on demand issues nothing more.
   ASSERT_TRUE(ledger_->checkpoint_now("clinic-a").is_ok());
   EXPECT_EQ(ledger_->checkpoints("clinic-a")->size(), 3U);
+  // A page: sizes from 11 on, at most one; then the rest.
+  const auto page = ledger_->checkpoints("clinic-a", 11, 1);
+  ASSERT_TRUE(page.is_ok());
+  ASSERT_EQ(page->size(), 1U);
+  EXPECT_EQ((*page)[0].size, 20U);
+  EXPECT_EQ(ledger_->checkpoints("clinic-a", 21, 5)->size(), 1U);
+  EXPECT_TRUE(ledger_->checkpoints("clinic-a", 26)->empty());
+  EXPECT_TRUE(ledger_->checkpoints("clinic-b")->empty());
   auto at10 = ledger_->checkpoint("clinic-a", 10);
   ASSERT_TRUE(at10.is_ok() && at10->has_value());
   EXPECT_EQ(open_checkpoint((*at10)->note).root,
