@@ -179,6 +179,9 @@ class Ledger {
   // Issues a checkpoint of `project` at its head now (none when the latest covers the head)
   // and waits until it is durable. Errors: kNotFound without events; kBusy when read-only.
   Status checkpoint_now(std::string_view project);
+  // As checkpoint_now(), without blocking: `done` gets the outcome once, on the ledger's
+  // completion thread (keep it quick), or on the caller's thread when refused at once.
+  void checkpoint_now_async(std::string_view project, std::function<void(Status)> done);
   // The checkpoint key in signed-note form: name+hex key id+base64(0x01 || public key).
   // Errors: kInvalid without keys.
   Result<std::string> verifier_key() const;

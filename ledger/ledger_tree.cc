@@ -1,5 +1,7 @@
 // The Ledger's Merkle trees and checkpoints: roots, proofs and signed checkpoints read from one
 // snapshot, the on-demand checkpoint, and the checkpoint timer.
+#include <future>
+
 #include "ledger/internal/layout.h"
 #include "ledger/internal/tree_store.h"
 #include "ledger/internal/writer.h"
@@ -106,10 +108,17 @@ Result<std::vector<Ledger::StoredCheckpoint>> Ledger::checkpoints(std::string_vi
 }
 
 Status Ledger::checkpoint_now(std::string_view project) {
-  if (!writer_) return Status::error(Code::kBusy, "ledger is open read-only");
-  if (!has_trees_) return no_trees();
-  TRAIL_TRY(validate_project(project));
-  return writer_->submit(detail::CheckpointJob{std::string(project), {}}).get();
+  std::promise<Status> done;
+  auto future = done.get_future();
+  checkpoint_now_async(project, [&done](Status s) { done.set_value(std::move(s)); });
+  return future.get();
+}
+
+void Ledger::checkpoint_now_async(std::string_view project, std::function<void(Status)> done) {
+  if (!writer_) return done(Status::error(Code::kBusy, "ledger is open read-only"));
+  if (!has_trees_) return done(no_trees());
+  if (Status s = validate_project(project); !s.is_ok()) return done(std::move(s));
+  writer_->submit(detail::CheckpointJob{std::string(project), std::move(done)});
 }
 
 Result<std::string> Ledger::verifier_key() const {
@@ -124,7 +133,10 @@ void Ledger::run_checkpointer(std::chrono::milliseconds interval) {
     if (timer_stopping_) return;
     if (!appended_.exchange(false)) continue;
     lock.unlock();
-    const Status s = writer_->submit(detail::CheckpointJob{"", {}}).get();
+    std::promise<Status> done;
+    auto future = done.get_future();
+    writer_->submit(detail::CheckpointJob{"", [&done](Status r) { done.set_value(std::move(r)); }});
+    const Status s = future.get();
     if (!s.is_ok() && s.code() != Code::kBusy) appended_.store(true);  // Try again next tick.
     lock.lock();
   }

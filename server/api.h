@@ -150,6 +150,8 @@ class Api final : public Handler {
   // nothing to check); answer_append() gives its refusal.
   bool check_capture(const CallPtr& call, const std::vector<ledger::EventDraft>& drafts,
                      std::shared_ptr<CaptureCheck>& check, ledger::AppendGuard& guard);
+  // Answers the latest checkpoint of the call's project (text/plain), or 404.
+  void answer_latest_checkpoint(const CallPtr& call);
   // Answers an append that failed: the guard's refusal when it refused, else `failure`.
   static void answer_failed_append(const CallPtr& call, const std::shared_ptr<CaptureCheck>& check,
                                    const Status& failure);

@@ -75,14 +75,19 @@ void Api::ledger_checkpoint(const CallPtr& call) {
     fresh = *v == "true";
   }
   if (!require_trees(ledger_, call)) return;
-  if (fresh) {
-    // Waits for the checkpoint's commit (none is issued when the latest covers the head).
-    Status s = ledger_.checkpoint_now(call->project);
+  if (!fresh) return answer_latest_checkpoint(call);
+  // Answers once the checkpoint's commit is durable (none is issued when the latest covers
+  // the head), without holding an I/O thread meanwhile.
+  ledger_.checkpoint_now_async(call->project, [this, call](Status s) {
     if (s.code() == Code::kNotFound) {
       return call->error(http::status::not_found, "not_found", "the project has no events yet");
     }
     if (!s.is_ok()) return call->fail(s);
-  }
+    answer_latest_checkpoint(call);
+  });
+}
+
+void Api::answer_latest_checkpoint(const CallPtr& call) {
   auto latest = ledger_.checkpoint(call->project);
   if (!latest.is_ok()) return call->fail(latest.status());
   if (!*latest) {

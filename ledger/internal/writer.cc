@@ -126,7 +126,7 @@ void Writer::complete() {
           key->done.set_value(std::get<Status>(result));
         }
       } else {
-        std::get<CheckpointJob>(done->jobs[i]).done.set_value(std::get<Status>(result));
+        std::get<CheckpointJob>(done->jobs[i]).done(std::get<Status>(result));
       }
     }
   }
@@ -168,21 +168,23 @@ std::future<Result<std::uint32_t>> Writer::submit(KeyJob job) {
   return future;
 }
 
-std::future<Status> Writer::submit(CheckpointJob job) {
-  auto future = job.done.get_future();
+void Writer::submit(CheckpointJob job) {
   std::unique_lock lock{mutex_};
+  Status refused = Status::ok();
   if (poisoned_) {
-    job.done.set_value(Status::error(Code::kFatal, "ledger poisoned by an earlier commit failure"));
+    refused = Status::error(Code::kFatal, "ledger poisoned by an earlier commit failure");
   } else if (stopping_) {
-    job.done.set_value(Status::error(Code::kBusy, "ledger is shutting down"));
+    refused = Status::error(Code::kBusy, "ledger is shutting down");
   } else if (!tree_.enabled) {
-    job.done.set_value(Status::error(Code::kInvalid, "this ledger keeps no Merkle trees"));
+    refused = Status::error(Code::kInvalid, "this ledger keeps no Merkle trees");
   } else {
     queue_.emplace_back(std::move(job));
     lock.unlock();
     wake_.notify_one();
+    return;
   }
-  return future;
+  lock.unlock();
+  job.done(std::move(refused));
 }
 
 std::future<Status> Writer::run_exclusive(std::function<Status()> work) {
@@ -245,7 +247,7 @@ void Writer::fail_all(std::vector<Job>& jobs, const Status& status) {
     } else if (auto* key = std::get_if<KeyJob>(&job)) {
       key->done.set_value(status);
     } else {
-      std::get<CheckpointJob>(job).done.set_value(status);
+      std::get<CheckpointJob>(job).done(status);
     }
   }
 }

@@ -62,7 +62,7 @@ struct KeyJob {
 // its last checkpoint (project ""). Resolves once they are durable.
 struct CheckpointJob {
   std::string project;
-  std::promise<Status> done;
+  std::function<void(Status)> done;  // Called once, as AppendJob::done.
 };
 
 // The Merkle trees and checkpoints (tree_store.h). Disabled: no tree is kept.
@@ -94,7 +94,7 @@ class Writer {
   // kFatal once poisoned.
   void submit(AppendJob job);
   std::future<Result<std::uint32_t>> submit(KeyJob job);
-  std::future<Status> submit(CheckpointJob job);
+  void submit(CheckpointJob job);
 
   // Runs `work` on the writer thread between commits, with no other write in progress, and
   // resolves with what it returns (e.g. a projection rebuild, which commits in chunks).
