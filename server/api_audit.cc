@@ -172,8 +172,26 @@ void Api::audit_access(const CallPtr& call) {
   if (!limit.is_ok()) return call->fail(limit.status());
   auto rows = views_.access->reads(ledger_, call->project, filter, *limit);
   if (!rows.is_ok()) return call->fail(rows.status());
+  // Only cases the caller may know of (search scope, case-type levels; a protected case is
+  // known without a grant: the trail shows ids, never values): a row keeps its visible
+  // subjects and goes when none is left.
+  std::map<EventId, bool> known;
   json::array out;
-  for (const auto& r : *rows) out.push_back(proj::access_json(r));
+  for (auto& r : *rows) {
+    const bool had_subjects = !r.subjects.empty();
+    for (auto it = r.subjects.begin(); it != r.subjects.end();) {
+      auto [entry, fresh] = known.try_emplace(*it, false);
+      if (fresh) {
+        auto state = views_.cases->get(ledger_, call->project, *it);
+        if (!state.is_ok()) return call->fail(state.status());
+        entry->second = *state && call->gate->read((*state)->owner, (*state)->case_type) !=
+                                      proj::ReadVerdict::kHidden;
+      }
+      it = entry->second ? it + 1 : r.subjects.erase(it);
+    }
+    if (had_subjects && r.subjects.empty()) continue;
+    out.push_back(proj::access_json(r));
+  }
   json::object body{{"reads", std::move(out)}};
   if (rows->size() == *limit) {
     body["next_after"] = rows->back().seq;

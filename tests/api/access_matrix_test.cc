@@ -986,5 +986,43 @@ TEST_F(AccessMatrixTest, ReplacingRolesEndsSessionsAndCannotEscalate) {
   EXPECT_EQ(admin_->get(kA + "/policy").status, 403U);
 }
 
+// The access trail shows which cases were read: a scoped auditor sees only the reads of cases
+// inside its search scope (ids of the rest would tell they exist).
+TEST_F(AccessMatrixTest, TheAccessTrailShowsOnlyCasesInsideTheSearchScope) {
+  auto padmin = login("padmin");
+  ASSERT_NE(padmin, nullptr);
+  for (const char* name : {"D1", "D2", "REG"}) {
+    ASSERT_EQ(padmin->get(kA + "/cases/" + case_[name]).status, 200U) << name;
+  }
+  const auto trail = [&](HttpClient& client, const std::string& query) {
+    auto r = client.get(kA + "/audit/access" + query);
+    EXPECT_EQ(r.status, 200U) << r.body;
+    return r.body;
+  };
+  // Whole project: every read.
+  auto aud = login("aud");
+  ASSERT_NE(aud, nullptr);
+  const std::string all = trail(*aud, "");
+  for (const char* name : {"D1", "D2", "REG"}) {
+    EXPECT_NE(all.find(case_[name]), std::string::npos) << name;
+  }
+  // Capture and search scope dist-n1 (an unset scope is the whole project): D1 only, and
+  // nothing when asked for D2 by id.
+  const json::array n1{"dist-n1"};
+  ASSERT_EQ(put(*padmin, kA + "/users/aud/scopes", json::object{{"capture", n1}, {"search", n1}})
+                .status,
+            200U);
+  aud = login("aud");
+  ASSERT_NE(aud, nullptr);
+  const std::string scoped = trail(*aud, "");
+  EXPECT_NE(scoped.find(case_["D1"]), std::string::npos) << excerpt(scoped);
+  for (const char* name : {"D2", "REG", "PROT", "CLOSED", "B"}) {
+    EXPECT_EQ(scoped.find(case_[name]), std::string::npos) << name << ": " << excerpt(scoped);
+  }
+  const std::string asked = trail(*aud, "?case=" + case_["D2"]);
+  EXPECT_EQ(asked.find(case_["D2"]), std::string::npos) << asked;
+  EXPECT_NE(asked.find("\"reads\":[]"), std::string::npos) << asked;
+}
+
 }  // namespace
 }  // namespace trail::testing
