@@ -26,9 +26,9 @@ bool Api::check_capture(const CallPtr& call, const std::vector<ledger::EventDraf
   }
   // Again inside the commit, where an owner change queued ahead of this append is visible.
   guard = [this, call, check](const ledger::GuardContext& context) -> Status {
-    auto refused = check->run([&](const EventId& id) {
-      return views_.cases->get_in(context, call->project, id);
-    });
+    auto refused = check->run(
+        [&](const EventId& id) { return views_.cases->get_in(context, call->project, id); },
+        /*in_commit=*/true);
     if (!refused.is_ok()) return refused.status();
     if (!*refused) return Status::ok();
     check->denial = std::move(*refused);

@@ -20,7 +20,8 @@ std::shared_ptr<CaptureCheck> CaptureCheck::make(proj::CaseGate& gate,
   return std::shared_ptr<CaptureCheck>(new CaptureCheck(gate, std::move(writes)));
 }
 
-Result<std::optional<CaptureDenial>> CaptureCheck::run(const CaseLookup& lookup) {
+Result<std::optional<CaptureDenial>> CaptureCheck::run(const CaseLookup& lookup, bool in_commit) {
+  const char* changed = in_commit ? " (its owner changed while this append was queued)" : "";
   for (const auto& write : writes_) {
     const std::string where = "events[" + std::to_string(write.index) + "]: ";
     TRAIL_ASSIGN_OR_RETURN(auto state, lookup(write.case_id));
@@ -31,7 +32,7 @@ Result<std::optional<CaptureDenial>> CaptureCheck::run(const CaseLookup& lookup)
       }
       return std::optional<CaptureDenial>{
           CaptureDenial{http::status::forbidden, "outside_capture_scope",
-                        where + "the case is outside your capture scope"}};
+                        where + "the case is outside your capture scope" + changed}};
     }
     if (!write.owner.empty() && !gate_.may_write(write.owner)) {
       return std::optional<CaptureDenial>{

@@ -40,8 +40,10 @@ class CaptureCheck {
   static std::shared_ptr<CaptureCheck> make(proj::CaseGate& gate,
                                             const std::vector<ledger::EventDraft>& drafts);
 
-  // The first case event outside the capture scope, or nullopt. Errors: `lookup`'s.
-  Result<std::optional<CaptureDenial>> run(const CaseLookup& lookup);
+  // The first case event outside the capture scope, or nullopt. `in_commit`: run as the
+  // guard, where a refusal means the case changed hands after the first run (the message
+  // says so). Errors: `lookup`'s.
+  Result<std::optional<CaptureDenial>> run(const CaseLookup& lookup, bool in_commit = false);
 
   // Set by the guard when it refused the append, for the answer.
   std::optional<CaptureDenial> denial;

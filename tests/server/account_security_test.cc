@@ -1,7 +1,8 @@
 // Account security of the v1 API in-process, with a test-controlled clock: session idle and
 // absolute limits (server-wide and per project), revocation on a password change and the
 // password rules, two-factor log-in (TOTP enrolment, replay, clock skew, recovery codes) and
-// the log-in throttle's back-off. The real Ledger, views, Api and Listener on 127.0.0.1:0,
+// the log-in throttle's back-off; and the capture-scope check inside the commit, against an
+// owner change queued ahead of an append. The real Ledger, views, Api and Listener on 127.0.0.1:0,
 // spoken to over HTTP; only the Api's clock is the test's (ApiOptions.clock = real time plus
 // an offset the test advances, so it never runs behind the ledger's own server time, which
 // sessions' start and throttle windows are measured from).
@@ -23,12 +24,14 @@
 #include "ledger/key_ring.h"
 #include "ledger/ledger.h"
 #include "projections/credentials.h"
+#include "projections/event_json.h"
 #include "projections/identity.h"
 #include "projections/totp.h"
 #include "server/api.h"
 #include "server/listener.h"
 #include "server/metrics.h"
 #include "tests/support/http_client.h"
+#include "tests/support/ledger_fixture.h"
 #include "tests/support/temp_dir.h"
 
 namespace trail::testing {
@@ -467,6 +470,62 @@ TEST_F(AccountSecurity, EachFurtherFailureDoublesTheWait) {
     }
   }
   EXPECT_EQ(failures, (std::vector<std::string>{"5", "6"}));
+}
+
+// Issue 5's capture scope, against a race: an owner change queued ahead of an append (here
+// straight into the ledger, while a large batch keeps the writer busy) is seen by the append's
+// check inside the commit, though the check before queueing still saw the old owner.
+TEST_F(AccountSecurity, AnOwnerChangeQueuedAheadOfAnAppendIsSeenInsideTheCommit) {
+  for (const char* unit : {"n1", "n2"}) {
+    auto r = admin_->post_json("/v1/projects/clinic-a/org-units", {{"id", unit}, {"name", unit}});
+    ASSERT_EQ(r.status, 201U) << r.body;
+  }
+  auto scoped = admin_->request(http::verb::put, "/v1/projects/clinic-a/users/bob/scopes",
+                                R"({"capture": ["n1"]})", {{"Content-Type", "application/json"}});
+  ASSERT_EQ(scoped.status, 200U) << scoped.body;
+  auto bob = login("bob");
+  ASSERT_NE(bob, nullptr);
+  const auto event = [](const std::string& kind, const std::string& case_id,
+                        const std::string& owner) {
+    json::object e{{"event_id", format_uuid(random_id())}, {"kind", kind}, {"case_id", case_id},
+                   {"client_time", "2026-03-02T08:15:00Z"}, {"fields", json::object{{"n", "1"}}}};
+    if (kind == "case.created") e["case_type"] = "household";
+    if (!owner.empty()) e["owner"] = owner;
+    return e;
+  };
+  const auto draft = [this](const json::object& e) {
+    auto d = proj::parse_event_object(e, /*actor_required=*/false);
+    EXPECT_TRUE(d.is_ok()) << d.status().to_string();
+    d->actor = ids_.at("admin");
+    return *d;
+  };
+  int seen_in_commit = 0;
+  for (int round = 0; round < 5; ++round) {
+    const std::string case_id = format_uuid(random_id());
+    auto created = admin_->post_json(
+        "/v1/projects/clinic-a/events",
+        {{"events", json::array{event("case.created", case_id, "n1")}}});
+    ASSERT_EQ(created.status, 201U) << created.body;
+    std::vector<ledger::EventDraft> busy;
+    for (int i = 0; i < 1000; ++i) {
+      busy.push_back(draft(event("case.created", format_uuid(random_id()), "n2")));
+    }
+    auto busy_done = ledger_->append("secure", std::move(busy));
+    auto moved = ledger_->append("clinic-a", {draft(event("case.reassigned", case_id, "n2"))});
+    auto update = bob->post_json("/v1/projects/clinic-a/events",
+                                 {{"events", json::array{event("case.updated", case_id, "")}}});
+    EXPECT_EQ(update.status, 403U) << update.body;
+    EXPECT_EQ(update.error_code(), "outside_capture_scope") << update.body;
+    if (update.body.find("changed while this append was queued") != std::string::npos) ++seen_in_commit;
+    ASSERT_TRUE(busy_done.get().is_ok());
+    ASSERT_TRUE(moved.get().is_ok());
+    auto history = admin_->get("/v1/projects/clinic-a/cases/" + case_id + "/history");
+    ASSERT_EQ(history.status, 200U) << history.body;
+    EXPECT_EQ(history.body.find("\"case.updated\""), std::string::npos) << history.body;
+  }
+  // The writer was busy for every round: the check before queueing passed, the one inside the
+  // commit refused.
+  EXPECT_GE(seen_in_commit, 1);
 }
 
 }  // namespace
