@@ -7,8 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "ledger/key_ring.h"
+#include "ledger/ledger.h"
 #include "ledger/merkle.h"
 #include "ledger/signed_note.h"
+#include "tests/support/ledger_fixture.h"
 #include "tests/tools/audit_cli_fixture.h"
 
 namespace trail::testing::audit_cli {
@@ -80,6 +83,42 @@ class ProofCli : public AuditCli {
   std::string note5_;
   std::string note9_;
 };
+
+// An export reads the checkpoints a page at a time: here more than one page of them, one per
+// event, all in the bundle and all verified.
+TEST_F(AuditCli, ExportWritesEveryCheckpointAcrossPages) {
+  constexpr std::size_t kEvents = 300;  // More than one page (256) of checkpoints.
+  {
+    auto keyring = ledger::KeyRing::load(keys());
+    ASSERT_TRUE(keyring.is_ok()) << keyring.status().to_string();
+    ledger::LedgerOptions options;
+    options.data_dir = data();
+    options.keys = *keyring;
+    options.checkpoint_every_events = 1;
+    auto opened = ledger::Ledger::open(options);
+    ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+    for (std::size_t i = 0; i < kEvents; ++i) {
+      auto appended = (*opened)->append(kProject, make_drafts(1, 40)).get();
+      ASSERT_TRUE(appended.is_ok()) << appended.status().to_string();
+    }
+  }
+  const std::string bundle = path("many.jsonl").string();
+  const ProcessResult exported =
+      ctl({"export-chain", "--data", data(), "--project", kProject, "--out", bundle});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  EXPECT_EQ(exported.out, "exported 300 events and 300 checkpoints of clinic-a to " + bundle + "\n");
+  const auto lines = split_lines(slurp(bundle));
+  ASSERT_EQ(lines.size(), 1U + 2U * kEvents);
+  for (std::size_t seq = 1; seq <= kEvents; ++seq) {  // Each event, then the checkpoint at its size.
+    const json::object checkpoint = json::parse(lines[2U * seq]).as_object();
+    EXPECT_EQ(checkpoint.at("type").as_string(), "checkpoint");
+    EXPECT_EQ(checkpoint.at("size").to_number<std::size_t>(), seq);
+  }
+  const ProcessResult verified = ctl({"verify-bundle", bundle, "--pubkey", vkey()});
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+  EXPECT_TRUE(verified.out.starts_with("intact: 300 events of clinic-a, 300 checkpoints signed by "))
+      << verified.out;
+}
 
 TEST_F(ProofCli, KeysShowPrintsAVerifierKeyThatOpensTheCheckpoints) {
   const std::string key = vkey();

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/json.hpp>
 
@@ -24,6 +25,45 @@ namespace {
 
 constexpr std::string_view kBundleType = "trail-chain-bundle";
 constexpr std::int64_t kBundleVersion = 1;
+
+// The checkpoints of a project up to size `last`, by size, read a page at a time: a busy
+// project gets one every few seconds, and an export never holds them all.
+class CheckpointPages {
+ public:
+  static constexpr std::size_t kPage = 256;
+
+  CheckpointPages(const ledger::Ledger& ledger, std::string project, std::uint64_t last)
+      : ledger_{ledger}, project_{std::move(project)}, last_{last} {}
+
+  // The next one, or nullptr after the last. Errors: the ledger's.
+  Result<const ledger::Ledger::StoredCheckpoint*> peek() {
+    if (at_ == page_.size()) {
+      if (exhausted_) return nullptr;
+      TRAIL_ASSIGN_OR_RETURN(page_, ledger_.checkpoints(project_, from_, kPage));
+      at_ = 0;
+      exhausted_ = page_.size() < kPage;
+      if (page_.empty()) return nullptr;
+      from_ = page_.back().size + 1;
+    }
+    if (page_[at_].size > last_) {
+      exhausted_ = true;
+      page_.clear();
+      at_ = 0;
+      return nullptr;
+    }
+    return &page_[at_];
+  }
+  void pop() { ++at_; }
+
+ private:
+  const ledger::Ledger& ledger_;
+  std::string project_;
+  std::uint64_t last_;
+  std::uint64_t from_ = 0;
+  std::vector<ledger::Ledger::StoredCheckpoint> page_;
+  std::size_t at_ = 0;
+  bool exhausted_ = false;
+};
 
 std::string checkpoint_line(const ledger::Ledger::StoredCheckpoint& checkpoint) {
   return json::serialize(json::object{
@@ -62,14 +102,39 @@ int run_export_chain(const CommonOptions& common, const std::string& project,
     std::fprintf(stderr, "trailctl: %s has no events\n", project.c_str());
     return kExitRejected;
   }
-  std::vector<ledger::Ledger::StoredCheckpoint> checkpoints;
+  // First the checkpoints up to the head, counted for the header; the second pass writes
+  // exactly those: none is ever removed, and any issued meanwhile lies above `last`.
+  std::uint64_t checkpoint_count = 0;
+  std::uint64_t last = 0;
   if (ledger.has_trees()) {
-    auto all = ledger.checkpoints(project);
-    if (!all.is_ok()) return fail(all.status().detail());
-    for (auto& c : *all) {
-      if (c.size <= head->seq) checkpoints.push_back(std::move(c));
+    CheckpointPages counting{ledger, project, head->seq};
+    for (;;) {
+      auto next = counting.peek();
+      if (!next.is_ok()) return fail(next.status().detail());
+      if (*next == nullptr) break;
+      ++checkpoint_count;
+      last = (*next)->size;
+      counting.pop();
     }
   }
+  CheckpointPages checkpoints{ledger, project, checkpoint_count > 0 ? last : 0};
+  std::uint64_t checkpoints_left = checkpoint_count;
+  Status checkpoint_read = Status::ok();
+  // Appends the checkpoints of size `size` to `buffer`; false on a read error.
+  const auto add_checkpoints_at = [&](std::uint64_t size, std::string& buffer) {
+    while (checkpoints_left > 0) {
+      auto next = checkpoints.peek();
+      if (!next.is_ok()) {
+        checkpoint_read = next.status();
+        return false;
+      }
+      if (*next == nullptr || (*next)->size != size) break;
+      buffer += checkpoint_line(**next);
+      checkpoints.pop();
+      --checkpoints_left;
+    }
+    return true;
+  };
 
   const bool to_stdout = out_path == "-";
   std::FILE* out = to_stdout ? stdout : std::fopen(out_path.c_str(), "wb");
@@ -78,12 +143,9 @@ int run_export_chain(const CommonOptions& common, const std::string& project,
                                                     {"version", kBundleVersion},
                                                     {"project", project},
                                                     {"events", head->seq},
-                                                    {"checkpoints", checkpoints.size()}}) +
+                                                    {"checkpoints", checkpoint_count}}) +
                        "\n";
-  std::size_t next_checkpoint = 0;
-  while (next_checkpoint < checkpoints.size() && checkpoints[next_checkpoint].size == 0) {
-    buffer += checkpoint_line(checkpoints[next_checkpoint++]);
-  }
+  if (!add_checkpoints_at(0, buffer)) return fail(checkpoint_read.detail());
   std::optional<Progress> progress{std::in_place, "exporting"};
   std::uint64_t written = 0;
   bool write_failed = false;
@@ -92,9 +154,7 @@ int run_export_chain(const CommonOptions& common, const std::string& project,
     buffer += "{\"type\":\"event\",\"seq\":" + std::to_string(stored.seq) + ",\"envelope\":\"" +
               to_base64(as_bytes(stored.envelope)) + "\"}\n";
     ++written;
-    while (next_checkpoint < checkpoints.size() && checkpoints[next_checkpoint].size == written) {
-      buffer += checkpoint_line(checkpoints[next_checkpoint++]);
-    }
+    if (!add_checkpoints_at(written, buffer)) return false;
     if (buffer.size() >= (1U << 20U)) {
       write_failed = std::fwrite(buffer.data(), 1, buffer.size(), out) != buffer.size();
       buffer.clear();
@@ -108,14 +168,16 @@ int run_export_chain(const CommonOptions& common, const std::string& project,
   write_failed = (to_stdout ? std::fflush(out) : std::fclose(out)) != 0 || write_failed;
   progress.reset();  // Ends its line before anything else is printed.
   if (!scanned.is_ok()) return fail(scanned.detail());
+  if (!checkpoint_read.is_ok()) return fail(checkpoint_read.detail());
   if (write_failed) return fail("cannot write " + out_path + ": " + std::strerror(errno));
   if (written != head->seq) {
     std::fprintf(stderr, "trailctl: %s: event %llu is missing; the bundle is incomplete\n",
                  project.c_str(), static_cast<unsigned long long>(written + 1));
     return kExitRejected;
   }
-  std::fprintf(to_stdout ? stderr : stdout, "exported %llu events and %zu checkpoints of %s%s%s\n",
-               static_cast<unsigned long long>(written), checkpoints.size(), project.c_str(),
+  std::fprintf(to_stdout ? stderr : stdout, "exported %llu events and %llu checkpoints of %s%s%s\n",
+               static_cast<unsigned long long>(written),
+               static_cast<unsigned long long>(checkpoint_count), project.c_str(),
                to_stdout ? "" : " to ", to_stdout ? "" : out_path.c_str());
   return kExitOk;
 }
