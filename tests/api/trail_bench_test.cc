@@ -1,0 +1,110 @@
+// trail-bench, the load generator of issue 4, against the real traild: what it reports as
+// acknowledged is in the ledger, reads read, its JSON report has the promised fields, and bad
+// input or a refused log-in is an error with a message and a non-zero exit.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "tests/api/api_fixture.h"
+
+namespace trail::testing {
+namespace {
+
+namespace json = boost::json;
+
+class TrailBenchTest : public ApiTest {
+ protected:
+  // trail-bench against this test's traild, as admin, with `extra` arguments.
+  ProcessResult bench(std::vector<std::string> extra) const {
+    std::vector<std::string> argv{TRAIL_BENCH_PATH,
+                                  "--url",
+                                  "http://127.0.0.1:" + std::to_string(server_->port()),
+                                  "--user",
+                                  "admin",
+                                  "--password",
+                                  admin_password_,
+                                  "--threads",
+                                  "1",
+                                  "--warmup",
+                                  "0.2",
+                                  "--duration",
+                                  "1"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return run_process(argv);
+  }
+
+  static json::object report(const ProcessResult& r) {
+    json::error_code ec;
+    json::value v = json::parse(r.out, ec);
+    EXPECT_FALSE(ec) << r.out << r.err;
+    return ec || !v.is_object() ? json::object{} : v.as_object();
+  }
+
+  static std::uint64_t u64(const json::object& o, std::string_view key) {
+    const json::value* v = o.if_contains(key);
+    EXPECT_NE(v, nullptr) << key;
+    return v != nullptr && v->is_number() ? v->to_number<std::uint64_t>() : 0;
+  }
+};
+
+TEST_F(TrailBenchTest, AppendsItReportsAreInTheLedger) {
+  const ProcessResult r =
+      bench({"--project", "bench-a", "--connections", "4", "--batch", "5", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const json::object out = report(r);
+  EXPECT_EQ(out.at("mode").as_string(), "append");
+  const std::uint64_t requests = u64(out, "requests");
+  const std::uint64_t events = u64(out, "events");
+  EXPECT_GT(requests, 0U);
+  EXPECT_EQ(events, requests * 5);
+  EXPECT_EQ(u64(out.at("errors").as_object(), "total"), 0U);
+  for (const char* p : {"p50", "p90", "p99", "max"}) {
+    EXPECT_TRUE(out.at("latency_ms").as_object().contains(p)) << p;
+  }
+  // Every acknowledged event is durable in the project's chain (the warm-up's too, so at
+  // least as many as were measured).
+  auto head = admin_->get("/v1/projects/bench-a/ledger/head");
+  ASSERT_EQ(head.status, 200U) << head.body;
+  EXPECT_GE(head.json().at("size").to_number<std::uint64_t>(), events);
+}
+
+TEST_F(TrailBenchTest, ReadsAreAnsweredAndAudited) {
+  const ProcessResult r = bench(
+      {"--project", "bench-r", "--mode", "read", "--connections", "2", "--cases", "20", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const json::object out = report(r);
+  EXPECT_EQ(out.at("mode").as_string(), "read");
+  const std::uint64_t reads = u64(out.at("reads").as_object(), "requests");
+  EXPECT_GT(reads, 0U);
+  EXPECT_EQ(u64(out, "events"), 0U);
+  // Each read left its record.read: the access audit holds at least one per measured read.
+  auto audit = admin_->get("/v1/projects/bench-r/audit/access?limit=1000");
+  ASSERT_EQ(audit.status, 200U) << audit.body;
+  EXPECT_GE(audit.json().at("reads").as_array().size(), std::min<std::uint64_t>(reads, 1000));
+}
+
+TEST_F(TrailBenchTest, TheTextReportNamesThroughputAndLatency) {
+  const ProcessResult r = bench({"--project", "bench-t", "--connections", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  for (const char* line : {"events", "latency ms", "p50", "p99", "errors"}) {
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+  }
+}
+
+TEST_F(TrailBenchTest, BadInputAndARefusedLogInAreErrors) {
+  const ProcessResult mode = bench({"--mode", "sideways"});
+  EXPECT_EQ(mode.exit_code, 2) << mode.out;
+  EXPECT_NE(mode.err.find("--mode"), std::string::npos) << mode.err;
+  const ProcessResult refused =
+      run_process({TRAIL_BENCH_PATH, "--url", "http://127.0.0.1:" + std::to_string(server_->port()),
+                   "--user", "admin", "--password", "not the password", "--duration", "0.2"});
+  EXPECT_EQ(refused.exit_code, 2) << refused.out;
+  EXPECT_NE(refused.err.find("trail-bench: "), std::string::npos) << refused.err;
+  EXPECT_EQ(refused.err.find("not the password"), std::string::npos) << refused.err;
+}
+
+}  // namespace
+}  // namespace trail::testing
