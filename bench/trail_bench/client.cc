@@ -378,7 +378,7 @@ asio::awaitable<void> closed_loop(Worker& worker, std::size_t connection_index) 
     if (op == Op::kRead) {
       request.target(worker.cases_prefix + worker.workload.random_case());
     } else {
-      worker.workload.update_batch(request.body(), options.batch, device);
+      worker.workload.update_batch(request.body(), options.batch, device, connection_index);
       request.prepare_payload();
       events = options.batch;
     }

@@ -86,6 +86,9 @@ void add_options(CLI::App& app, Options& o) {
       ->check(CLI::Range(std::size_t{1}, kCasesMax))
       ->capture_default_str();
   app.add_flag("--v7", o.v7_ids, "time-ordered UUIDv7 event ids (phones that mint them append faster)");
+  app.add_flag("--own-cases", o.own_cases,
+               "each connection updates only its own share of the --cases, as a phone updates "
+               "the cases it holds (default: any case from any connection)");
   app.add_option("--read-percent", o.read_percent, "mixed mode: share of requests that read")
       ->check(CLI::Range(0U, 100U))
       ->capture_default_str();
@@ -167,6 +170,9 @@ int run(Options& options) {
   if (!is_valid_project(options.project)) {
     return fail("--project must be 1 to " + std::to_string(kProjectBytesMax) +
                 " characters of [A-Za-z0-9._-]");
+  }
+  if (options.own_cases && options.cases < options.connections) {
+    return fail("--own-cases needs at least one case per connection (--cases >= --connections)");
   }
   const auto endpoints = resolve(*target, error);
   if (!endpoints) return fail(error);

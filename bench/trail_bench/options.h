@@ -45,6 +45,7 @@ struct Options {
   std::size_t cases = 1000;
   unsigned read_percent = 50;  // Mixed mode only.
   bool v7_ids = false;         // Event ids as time-ordered UUIDv7 (RFC 9562) instead of v4.
+  bool own_cases = false;      // Each connection updates only its own share of the cases.
   double timeout_s = 30.0;     // Per request, and per connect + handshake.
   bool json = false;
 };

@@ -173,6 +173,7 @@ std::string format_json(const RunSummary& summary) {
                    {"batch", o.batch},
                    {"payload_bytes", o.payload_bytes},
                    {"cases", o.cases},
+                   {"own_cases", o.own_cases},
                    {"warmup_s", o.warmup_s},
                    {"duration_s", t},
                    {"interrupted", summary.interrupted},

@@ -132,14 +132,23 @@ const std::string& Workload::random_case() {
   return case_ids_[static_cast<std::size_t>(rng_() % case_ids_.size())];
 }
 
-void Workload::update_batch(std::string& out, std::size_t count, std::string_view device) {
+void Workload::update_batch(std::string& out, std::size_t count, std::string_view device,
+                            std::size_t connection) {
   TRAIL_BENCH_CHECK(count >= 1);
+  // --own-cases: connection c updates cases [c*share, (c+1)*share) only.
+  std::span<const std::string> cases = case_ids_;
+  if (options_.own_cases) {
+    const std::size_t share = case_ids_.size() / options_.connections;
+    TRAIL_BENCH_CHECK(share >= 1 && connection < options_.connections);
+    cases = case_ids_.subspan(connection * share, share);
+  }
   const std::string client_time = rfc3339_now();
   out.clear();
   out += "{\"events\":[";
   for (std::size_t i = 0; i < count; ++i) {
     if (i != 0) out.push_back(',');
-    append_event(out, "case.updated", random_case(), device, client_time, false);
+    const std::string& case_id = cases[static_cast<std::size_t>(rng_() % cases.size())];
+    append_event(out, "case.updated", case_id, device, client_time, false);
   }
   out += "]}";
 }

@@ -56,8 +56,10 @@ class Workload {
   const std::string& random_case();
 
   // Replaces `out` with {"events":[...]}: `count` case.updated events with fresh ids, each on
-  // a random case of the set, from `device`.
-  void update_batch(std::string& out, std::size_t count, std::string_view device);
+  // a random case of the set (with --own-cases, of connection `connection`'s share of it),
+  // from `device`.
+  void update_batch(std::string& out, std::size_t count, std::string_view device,
+                    std::size_t connection);
 
   // Replaces `out` with {"events":[...]}: one case.created event per id in `case_ids`.
   void create_batch(std::string& out, std::span<const std::string> case_ids);

@@ -3,6 +3,9 @@
 // input or a refused log-in is an error with a message and a non-zero exit.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -69,6 +72,42 @@ TEST_F(TrailBenchTest, AppendsItReportsAreInTheLedger) {
   auto head = admin_->get("/v1/projects/bench-a/ledger/head");
   ASSERT_EQ(head.status, 200U) << head.body;
   EXPECT_GE(head.json().at("size").to_number<std::uint64_t>(), events);
+}
+
+// --own-cases: each connection (device) updates only its own share of the cases, so every
+// case's changes come from one device; without it they come from any.
+TEST_F(TrailBenchTest, OwnCasesKeepsEachCaseOnOneDevice) {
+  const auto devices_per_case = [this](const std::string& project) {
+    auto changes = admin_->get("/v1/projects/" + project + "/audit/changes?limit=1000");
+    EXPECT_EQ(changes.status, 200U) << changes.body;
+    std::map<std::string, std::set<std::string>> devices;
+    for (const auto& c : changes.json().at("changes").as_array()) {
+      devices[std::string(c.at("case_id").as_string())].insert(
+          std::string(c.at("device_id").as_string()));
+    }
+    return devices;
+  };
+  const ProcessResult own = bench({"--project", "bench-own", "--own-cases", "--connections", "4",
+                                   "--cases", "8", "--batch", "5", "--json"});
+  ASSERT_EQ(own.exit_code, 0) << own.out << own.err;
+  EXPECT_TRUE(report(own).at("own_cases").as_bool());
+  const auto owned = devices_per_case("bench-own");
+  EXPECT_GE(owned.size(), 4U);
+  EXPECT_LE(owned.size(), 8U);
+  for (const auto& [id, devices] : owned) EXPECT_EQ(devices.size(), 1U) << id;
+
+  const ProcessResult shared = bench(
+      {"--project", "bench-shared", "--connections", "4", "--cases", "8", "--batch", "5"});
+  ASSERT_EQ(shared.exit_code, 0) << shared.out << shared.err;
+  std::size_t most = 0;
+  for (const auto& [id, devices] : devices_per_case("bench-shared")) {
+    most = std::max(most, devices.size());
+  }
+  EXPECT_GT(most, 1U);
+  // Fewer cases than connections cannot be shared out.
+  const ProcessResult few = bench({"--own-cases", "--connections", "4", "--cases", "2"});
+  EXPECT_EQ(few.exit_code, 2);
+  EXPECT_NE(few.err.find("--own-cases"), std::string::npos) << few.err;
 }
 
 TEST_F(TrailBenchTest, ReadsAreAnsweredAndAudited) {
