@@ -12,6 +12,14 @@ namespace {
 
 using detail::Table;
 
+// Calls `start` with a callback and waits for the status the callback gets.
+Status wait_for(const std::function<void(std::function<void(Status)>)>& start) {
+  std::promise<Status> done;
+  auto future = done.get_future();
+  start([&done](Status s) { done.set_value(std::move(s)); });
+  return future.get();
+}
+
 Status no_trees() {
   return Status::error(Code::kInvalid, "this data directory holds no Merkle trees");
 }
@@ -108,11 +116,11 @@ Result<std::vector<Ledger::StoredCheckpoint>> Ledger::checkpoints(std::string_vi
 }
 
 Status Ledger::checkpoint_now(std::string_view project) {
-  std::promise<Status> done;
-  auto future = done.get_future();
-  checkpoint_now_async(project, [&done](Status s) { done.set_value(std::move(s)); });
-  return future.get();
+  return wait_for([&](std::function<void(Status)> done) {
+    checkpoint_now_async(project, std::move(done));
+  });
 }
+
 
 void Ledger::checkpoint_now_async(std::string_view project, std::function<void(Status)> done) {
   if (!writer_) return done(Status::error(Code::kBusy, "ledger is open read-only"));
@@ -133,10 +141,9 @@ void Ledger::run_checkpointer(std::chrono::milliseconds interval) {
     if (timer_stopping_) return;
     if (!appended_.exchange(false)) continue;
     lock.unlock();
-    std::promise<Status> done;
-    auto future = done.get_future();
-    writer_->submit(detail::CheckpointJob{"", [&done](Status r) { done.set_value(std::move(r)); }});
-    const Status s = future.get();
+    const Status s = wait_for([this](std::function<void(Status)> done) {
+      writer_->submit(detail::CheckpointJob{"", std::move(done)});
+    });
     if (!s.is_ok() && s.code() != Code::kBusy) appended_.store(true);  // Try again next tick.
     lock.lock();
   }

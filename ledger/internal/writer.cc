@@ -132,17 +132,20 @@ void Writer::complete() {
   }
 }
 
+Status Writer::refusal() const {
+  if (poisoned_) return Status::error(Code::kFatal, "ledger poisoned by an earlier commit failure");
+  if (stopping_) return Status::error(Code::kBusy, "ledger is shutting down");
+  return Status::ok();
+}
+
 void Writer::submit(AppendJob job) {
   const std::size_t count = job.events.size();
   std::unique_lock lock{mutex_};
-  Status refused = Status::ok();
-  if (poisoned_) {
-    refused = Status::error(Code::kFatal, "ledger poisoned by an earlier commit failure");
-  } else if (stopping_) {
-    refused = Status::error(Code::kBusy, "ledger is shutting down");
-  } else if (queued_events_ + count > kQueueEventsMax) {
+  Status refused = refusal();
+  if (refused.is_ok() && queued_events_ + count > kQueueEventsMax) {
     refused = Status::error(Code::kBusy, "append queue is full; retry later");
-  } else {
+  }
+  if (refused.is_ok()) {
     queued_events_ += count;
     queue_.emplace_back(std::move(job));
     lock.unlock();
@@ -156,10 +159,8 @@ void Writer::submit(AppendJob job) {
 std::future<Result<std::uint32_t>> Writer::submit(KeyJob job) {
   auto future = job.done.get_future();
   std::unique_lock lock{mutex_};
-  if (poisoned_) {
-    job.done.set_value(Status::error(Code::kFatal, "ledger poisoned by an earlier commit failure"));
-  } else if (stopping_) {
-    job.done.set_value(Status::error(Code::kBusy, "ledger is shutting down"));
+  if (Status refused = refusal(); !refused.is_ok()) {
+    job.done.set_value(std::move(refused));
   } else {
     queue_.emplace_back(std::move(job));
     lock.unlock();
@@ -170,14 +171,11 @@ std::future<Result<std::uint32_t>> Writer::submit(KeyJob job) {
 
 void Writer::submit(CheckpointJob job) {
   std::unique_lock lock{mutex_};
-  Status refused = Status::ok();
-  if (poisoned_) {
-    refused = Status::error(Code::kFatal, "ledger poisoned by an earlier commit failure");
-  } else if (stopping_) {
-    refused = Status::error(Code::kBusy, "ledger is shutting down");
-  } else if (!tree_.enabled) {
+  Status refused = refusal();
+  if (refused.is_ok() && !tree_.enabled) {
     refused = Status::error(Code::kInvalid, "this ledger keeps no Merkle trees");
-  } else {
+  }
+  if (refused.is_ok()) {
     queue_.emplace_back(std::move(job));
     lock.unlock();
     wake_.notify_one();
@@ -191,10 +189,8 @@ std::future<Status> Writer::run_exclusive(std::function<Status()> work) {
   std::promise<Status> done;
   auto future = done.get_future();
   std::unique_lock lock{mutex_};
-  if (poisoned_) {
-    done.set_value(Status::error(Code::kFatal, "ledger poisoned by an earlier commit failure"));
-  } else if (stopping_) {
-    done.set_value(Status::error(Code::kBusy, "ledger is shutting down"));
+  if (Status refused = refusal(); !refused.is_ok()) {
+    done.set_value(std::move(refused));
   } else {
     exclusive_.emplace_back(std::move(work), std::move(done));
     lock.unlock();

@@ -105,6 +105,8 @@ class Writer {
   void inject_commit_failures(int count);
 
  private:
+  // Why no job is taken now (poisoned, stopping), or ok. Call with mutex_ held.
+  Status refusal() const;
   using Job = std::variant<AppendJob, KeyJob, CheckpointJob>;
   struct Drain;
 

@@ -114,17 +114,7 @@ class Attacker {
   // Deletes events after `keep` (and their ids, nodes and checkpoints) and fixes the head.
   void truncate_to(std::uint64_t keep) {
     auto txn = env_->begin_write().value();
-    const std::uint64_t n = head_seq(txn);
-    ledger::DecodedEnvelope decoded;
-    for (std::uint64_t seq = keep + 1; seq <= n; ++seq) {
-      const std::string bytes = event(txn, seq);
-      ASSERT_TRUE(ledger::decode_envelope(as_bytes(bytes), decoded).is_ok());
-      ASSERT_TRUE(txn.del(Table::kEventIds,
-                          as_bytes(ledger::detail::event_id_key(ledger_project(), decoded.event_id)))
-                      .is_ok());
-      ASSERT_TRUE(txn.del(Table::kEvents, as_bytes(ledger::detail::event_key(ledger_project(), seq)))
-                      .is_ok());
-    }
+    ASSERT_NO_FATAL_FAILURE(delete_events_after(txn, keep));
     erase_where(txn, merkle_, [&](ByteView suffix) {
       if (suffix.size() != 9) return false;  // The size record, rewritten below.
       const unsigned level = suffix[0];
@@ -134,6 +124,7 @@ class Attacker {
     erase_where(txn, checkpoints_,
                 [&](ByteView suffix) { return get_u64_be(suffix.data()) > keep; });
     const std::string last = event(txn, keep);
+    ledger::DecodedEnvelope decoded;
     ASSERT_TRUE(ledger::decode_envelope(as_bytes(last), decoded).is_ok());
     put_head(txn, keep, leaf_hash(as_bytes(last)), decoded.server_time_us);
     ASSERT_TRUE(txn.commit().is_ok());
@@ -142,16 +133,7 @@ class Attacker {
   // Deletes the whole chain: events, ids, head record and Merkle nodes (not the checkpoints).
   void delete_chain() {
     auto txn = env_->begin_write().value();
-    ledger::DecodedEnvelope decoded;
-    for (std::uint64_t seq = 1, n = head_seq(txn); seq <= n; ++seq) {
-      const std::string bytes = event(txn, seq);
-      ASSERT_TRUE(ledger::decode_envelope(as_bytes(bytes), decoded).is_ok());
-      ASSERT_TRUE(txn.del(Table::kEventIds,
-                          as_bytes(ledger::detail::event_id_key(ledger_project(), decoded.event_id)))
-                      .is_ok());
-      ASSERT_TRUE(txn.del(Table::kEvents, as_bytes(ledger::detail::event_key(ledger_project(), seq)))
-                      .is_ok());
-    }
+    ASSERT_NO_FATAL_FAILURE(delete_events_after(txn, 0));
     ASSERT_TRUE(txn.del(Table::kHeads, as_bytes(ledger::detail::project_key(kProject))).is_ok());
     erase_where(txn, merkle_, [](ByteView) { return true; });
     ASSERT_TRUE(txn.commit().is_ok());
@@ -174,6 +156,20 @@ class Attacker {
 
  private:
   static std::string ledger_project() { return kProject; }
+
+  // Deletes the events after seq `keep` and their id index entries (not the head).
+  static void delete_events_after(ledger::detail::WriteTxn& txn, std::uint64_t keep) {
+    ledger::DecodedEnvelope decoded;
+    for (std::uint64_t seq = keep + 1, n = head_seq(txn); seq <= n; ++seq) {
+      const std::string bytes = event(txn, seq);
+      ASSERT_TRUE(ledger::decode_envelope(as_bytes(bytes), decoded).is_ok());
+      ASSERT_TRUE(txn.del(Table::kEventIds,
+                          as_bytes(ledger::detail::event_id_key(ledger_project(), decoded.event_id)))
+                      .is_ok());
+      ASSERT_TRUE(txn.del(Table::kEvents, as_bytes(ledger::detail::event_key(ledger_project(), seq)))
+                      .is_ok());
+    }
+  }
 
   static std::uint64_t head_seq(const ledger::detail::WriteTxn& txn) {
     auto stored = *txn.get(Table::kHeads, as_bytes(ledger::detail::project_key(kProject)));
