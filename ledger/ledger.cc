@@ -1,6 +1,7 @@
 #include "ledger/ledger.h"
 
 #include <sodium.h>
+#include <spdlog/spdlog.h>
 
 #include <cstring>
 
@@ -107,6 +108,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
         *ledger->env_, ledger->keys_, bindings,
         [self](std::uint32_t key_id) { return self->data_key_by_id(key_id); }, options.on_commit,
         tree);
+    if (options.catch_up_views && !bindings.empty()) TRAIL_TRY(ledger->catch_up_views());
     if (tree.enabled) {
       ledger->checkpointer_ = std::thread{
           [self, interval = options.checkpoint_interval] { self->run_checkpointer(interval); }};
@@ -379,35 +381,66 @@ Status Ledger::rebuild_projections(
       TRAIL_TRY(txn.clear(env_->dbi(Table::kProjectionState)));
       TRAIL_TRY(txn.commit());
     }
-    const detail::KeyLookup lookup = [this](std::uint32_t id) { return data_key_by_id(id); };
     std::uint64_t done = 0;
     if (progress) progress(done, total);
     for (const auto& [project, head_seq] : heads) {
-      if (head_seq == 0) continue;
-      TRAIL_ASSIGN_OR_RETURN(auto project_key, existing_project_key(project));
-      std::uint64_t applied = 0;
-      while (applied < head_seq) {
-        const std::uint64_t to = std::min(head_seq, applied + kRebuildChunkEvents);
-        TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
-        Status status = detail::replay(txn, project, applied, to, bindings_, *project_key, lookup);
-        for (const auto& binding : bindings_) {
-          if (!status.is_ok()) break;
-          detail::WriteProjectionTables tables{txn, binding.dbis};
-          status = binding.projector->flush(tables);
-        }
-        if (!status.is_ok()) {
-          for (const auto& binding : bindings_) binding.projector->discard();
-        }
-        if (status.is_ok()) status = txn.commit();
-        if (status.code() == Code::kBusy) {  // Map full: grow and redo the chunk.
-          txn.abort();
-          TRAIL_TRY(env_->grow_map());
-          continue;
-        }
-        TRAIL_TRY(status);
-        done += to - applied;
-        applied = to;
+      TRAIL_TRY(replay_in_chunks(project, 0, head_seq, bindings_, [&](std::uint64_t chunk) {
+        done += chunk;
         if (progress) progress(done, total);
+      }));
+    }
+    return Status::ok();
+  };
+  return writer_->run_exclusive(work).get();
+}
+
+Status Ledger::replay_in_chunks(const std::string& project, std::uint64_t after,
+                                std::uint64_t to, const std::vector<detail::ProjectorBinding>& bindings,
+                                const std::function<void(std::uint64_t)>& advanced) {
+  if (to <= after || bindings.empty()) return Status::ok();
+  TRAIL_ASSIGN_OR_RETURN(auto project_key, existing_project_key(project));
+  const detail::KeyLookup lookup = [this](std::uint32_t id) { return data_key_by_id(id); };
+  std::uint64_t applied = after;
+  while (applied < to) {
+    const std::uint64_t end = std::min(to, applied + kRebuildChunkEvents);
+    TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
+    Status status = detail::replay(txn, project, applied, end, bindings, *project_key, lookup);
+    for (const auto& binding : bindings) {
+      if (!status.is_ok()) break;
+      detail::WriteProjectionTables tables{txn, binding.dbis};
+      status = binding.projector->flush(tables);
+    }
+    if (!status.is_ok()) {
+      for (const auto& binding : bindings) binding.projector->discard();
+    }
+    if (status.is_ok()) status = txn.commit();
+    if (status.code() == Code::kBusy) {  // Map full: grow and redo the chunk.
+      txn.abort();
+      TRAIL_TRY(env_->grow_map());
+      continue;
+    }
+    TRAIL_TRY(status);
+    if (advanced) advanced(end - applied);
+    applied = end;
+  }
+  return Status::ok();
+}
+
+Status Ledger::catch_up_views() {
+  auto work = [this]() -> Status {
+    TRAIL_ASSIGN_OR_RETURN(auto projects, this->projects());
+    for (const auto& project : projects) {
+      TRAIL_ASSIGN_OR_RETURN(Head head, this->head(project));
+      for (const auto& binding : bindings_) {
+        TRAIL_ASSIGN_OR_RETURN(std::uint64_t applied, projection_seq(*binding.projector, project));
+        if (applied > head.seq) {
+          return Status::error(Code::kCorrupt, "view " + std::string(binding.projector->name()) +
+                                                   " of " + project + " is ahead of its chain");
+        }
+        if (applied == head.seq) continue;
+        spdlog::info("view {} of project {} is {} events behind its chain: catching up",
+                     binding.projector->name(), project, head.seq - applied);
+        TRAIL_TRY(replay_in_chunks(project, applied, head.seq, {binding}, {}));
       }
     }
     return Status::ok();

@@ -46,6 +46,10 @@ struct LedgerOptions {
   std::size_t initial_map_bytes = 64U << 20U;
   // Views applied inside every append's commit; their sub-databases are opened with the ledger.
   std::vector<std::shared_ptr<Projector>> projectors;
+  // Writable only: a view behind its chain at open (registered since, or renamed because its
+  // layout changed) catches up before open() returns, in commits of at most 100,000 events,
+  // so no read sees it partial. Off: the first append to each project catches it up.
+  bool catch_up_views = true;
   // Hears of every group commit: events in it and the commit's own duration (the fsync), for
   // metrics. Runs on the writer thread; must be quick.
   std::function<void(std::size_t events, std::uint64_t commit_us)> on_commit;
@@ -195,6 +199,13 @@ class Ledger {
 
  private:
   Ledger() = default;
+  // On the writer thread (run_exclusive): replays events after+1 .. to of `project` into
+  // `bindings`, committing every kRebuildChunkEvents; `advanced` hears of each chunk's size.
+  Status replay_in_chunks(const std::string& project, std::uint64_t after, std::uint64_t to,
+                          const std::vector<detail::ProjectorBinding>& bindings,
+                          const std::function<void(std::uint64_t)>& advanced);
+  // Brings every view behind its chain up to date (LedgerOptions::catch_up_views).
+  Status catch_up_views();
   Result<std::shared_ptr<const DataKey>> project_key(const std::string& project);
   Status seal_all(const std::string& project, const DataKey& key, std::vector<EventDraft>& drafts,
                   std::vector<SealedEvent>& sealed) const;

@@ -26,20 +26,32 @@ using view::is_case_kind;
 
 // No index by time: the chain is in seq order and server time never decreases along it, so a
 // time range is a seq range of the ledger itself.
-enum TableIndex : std::size_t {
-  kState, kByOwner, kByType, kByParent, kHistory, kHistoryByUser, kForms
-};
-constexpr const char* kTableNames[] = {"case.state",     "case.by_owner", "case.by_type",
-                                       "case.by_parent", "case.history",  "case.history_by_user",
-                                       "case.forms"};
+// A case's history entries and its state share one table, the state keyed after the entries:
+// an event of the case puts its entry next to the state it rewrites, so both usually land on
+// one page, and a commit dirties one page per case instead of two.
+enum TableIndex : std::size_t { kCases, kByOwner, kByType, kByParent, kHistoryByUser, kForms };
+constexpr const char* kTableNames[] = {"case.records",   "case.by_owner",        "case.by_type",
+                                       "case.by_parent", "case.history_by_user", "case.forms"};
+
+// The seq slot of a case's state record in case.records: above every event's seq.
+constexpr std::uint64_t kStateSlot = ~std::uint64_t{0};
 
 
 // ---- keys ----
 
-std::string state_key(std::string_view project, const EventId& id) {
+// project || case id: every key of the case in case.records starts so.
+std::string case_prefix(std::string_view project, const EventId& id) {
   std::string k = pk(project);
   add_id(k, id);
   return k;
+}
+std::string history_key(std::string_view project, const EventId& id, std::uint64_t seq) {
+  std::string k = case_prefix(project, id);
+  add_u64(k, seq);
+  return k;
+}
+std::string state_key(std::string_view project, const EventId& id) {
+  return history_key(project, id, kStateSlot);
 }
 std::string text_index_key(std::string_view project, std::string_view text, const EventId& id) {
   std::string k = pk(project);
@@ -51,11 +63,6 @@ std::string parent_key(std::string_view project, const EventId& parent, const Ev
   std::string k = pk(project);
   add_id(k, parent);
   add_id(k, child);
-  return k;
-}
-std::string history_key(std::string_view project, const EventId& id, std::uint64_t seq) {
-  std::string k = state_key(project, id);
-  add_u64(k, seq);
   return k;
 }
 
@@ -237,14 +244,14 @@ Result<CaseState> refold(ledger::ProjectionTables& tables, const ledger::Appende
     ledger::LoadedEvent loaded;
   };
   std::vector<Item> items;
-  std::string prefix = pk(current.project);
-  add_id(prefix, case_id);
+  const std::string prefix = case_prefix(current.project, case_id);
   Status inner = Status::ok();
-  TRAIL_TRY(tables.scan(kHistory, as_bytes(prefix), [&](ByteView k, ByteView) {
+  TRAIL_TRY(tables.scan(kCases, as_bytes(prefix), [&](ByteView k, ByteView) {
     if (k.size() != prefix.size() + 8 || as_chars(k.subspan(0, prefix.size())) != prefix) {
       return false;
     }
     const std::uint64_t seq = get_u64_be(k.data() + prefix.size());
+    if (seq == kStateSlot) return false;  // The entries end at the state.
     auto loaded = (*current.load)(seq);
     if (!loaded.is_ok()) {
       inner = loaded.status();
@@ -332,9 +339,9 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
     state = it->second.state;  // Folded earlier in this transaction.
     existed = true;
   } else {
-    TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kState, as_bytes(skey)));
+    TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kCases, as_bytes(skey)));
     if (stored) {
-      TRAIL_ASSIGN_OR_RETURN(auto words, open_message(*event.key, kState, as_bytes(skey), *stored));
+      TRAIL_ASSIGN_OR_RETURN(auto words, open_message(*event.key, kCases, as_bytes(skey), *stored));
       TRAIL_ASSIGN_OR_RETURN(state, read_record(words));
       existed = true;
     } else {
@@ -380,7 +387,7 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   // History: the index entry only. Entries are derived at query time by folding the case's
   // events from the ledger in arrival order, so prior values are never stored twice.
   const std::string hkey = history_key(event.project, case_id, event.seq);
-  TRAIL_TRY(tables.put(kHistory, as_bytes(hkey), {}));
+  TRAIL_TRY(tables.put(kCases, as_bytes(hkey), {}));
   std::string by_user = pk(event.project);
   add_text(by_user, draft.actor);
   add_u64(by_user, event.seq);
@@ -398,7 +405,7 @@ Status CaseProjector::flush(ledger::ProjectionTables& tables) {
     capnp::MallocMessageBuilder message;
     build_record(pending.state, message.initRoot<schema::CaseRecord>());
     const Status put =
-        tables.put(kState, as_bytes(skey), as_bytes(seal_message(*pending.key, kState, skey, message)));
+        tables.put(kCases, as_bytes(skey), as_bytes(seal_message(*pending.key, kCases, skey, message)));
     if (!put.is_ok()) {
       pending_.clear();
       return put;
@@ -416,9 +423,9 @@ Result<std::optional<CaseState>> CaseProjector::get(const ledger::Ledger& ledger
   std::optional<CaseState> out;
   TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
     const std::string skey = state_key(project, case_id);
-    TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kState, as_bytes(skey)));
+    TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kCases, as_bytes(skey)));
     if (!stored) return Status::ok();
-    TRAIL_ASSIGN_OR_RETURN(auto words, open_message(*key, kState, as_bytes(skey), *stored));
+    TRAIL_ASSIGN_OR_RETURN(auto words, open_message(*key, kCases, as_bytes(skey), *stored));
     TRAIL_ASSIGN_OR_RETURN(auto state, read_record(words));
     out = std::move(state);
     return Status::ok();
@@ -434,9 +441,9 @@ Result<std::optional<CaseState>> CaseProjector::get_in(const ledger::GuardContex
     return std::optional<CaseState>{it->second.state};
   }
   TRAIL_ASSIGN_OR_RETURN(const ledger::ProjectionTables* tables, context.tables(*this));
-  TRAIL_ASSIGN_OR_RETURN(auto stored, tables->get(kState, as_bytes(skey)));
+  TRAIL_ASSIGN_OR_RETURN(auto stored, tables->get(kCases, as_bytes(skey)));
   if (!stored) return std::optional<CaseState>{};
-  TRAIL_ASSIGN_OR_RETURN(auto words, open_message(context.key(), kState, as_bytes(skey), *stored));
+  TRAIL_ASSIGN_OR_RETURN(auto words, open_message(context.key(), kCases, as_bytes(skey), *stored));
   TRAIL_ASSIGN_OR_RETURN(auto state, read_record(words));
   return std::optional<CaseState>{std::move(state)};
 }
@@ -450,38 +457,17 @@ Result<std::vector<CaseState>> CaseProjector::list(const ledger::Ledger& ledger,
   TRAIL_ASSIGN_OR_RETURN(auto key, view::project_key(ledger, project));
   if (key == nullptr) return out;
   TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
-    // Pick the narrowest index; the rest of the filter is checked on each state.
-    std::size_t table = kState;
-    std::string prefix = pk(project);
-    if (filter.parent) {
-      table = kByParent;
-      add_id(prefix, *filter.parent);
-    } else if (filter.owner) {
-      table = kByOwner;
-      add_text(prefix, *filter.owner);
-    } else if (filter.case_type) {
-      table = kByType;
-      add_text(prefix, *filter.case_type);
-    }
-    std::string from = prefix;
-    if (after) {
-      add_id(from, *after);
-      from.push_back('\0');
-    }
+    // Adds case `id` when it matches; false when the page is full or on an error (in `inner`).
     Status inner = Status::ok();
-    TRAIL_TRY(tables.scan(table, as_bytes(from), [&](ByteView k, ByteView) {
-      if (k.size() != prefix.size() + 16 || as_chars(k.subspan(0, prefix.size())) != prefix) {
-        return false;
-      }
-      const EventId id = id_at(k, prefix.size());
+    const auto visit = [&](const EventId& id) {
       const std::string skey = state_key(project, id);
-      auto stored = tables.get(kState, as_bytes(skey));
+      auto stored = tables.get(kCases, as_bytes(skey));
       if (!stored.is_ok() || !*stored) {
         inner = stored.is_ok() ? Status::error(Code::kCorrupt, "index names a missing case")
                                : stored.status();
         return false;
       }
-      auto words = open_message(*key, kState, as_bytes(skey), **stored);
+      auto words = open_message(*key, kCases, as_bytes(skey), **stored);
       if (!words.is_ok()) {
         inner = words.status();
         return false;
@@ -497,7 +483,53 @@ Result<std::vector<CaseState>> CaseProjector::list(const ledger::Ledger& ledger,
                          (!filter.open || s.closed != *filter.open);
       if (match) out.push_back(std::move(state).value());
       return limit == 0 || out.size() < limit;
-    }));
+    };
+    // Pick the narrowest index; the rest of the filter is checked on each state.
+    std::optional<std::size_t> index;
+    std::string prefix = pk(project);
+    if (filter.parent) {
+      index = kByParent;
+      add_id(prefix, *filter.parent);
+    } else if (filter.owner) {
+      index = kByOwner;
+      add_text(prefix, *filter.owner);
+    } else if (filter.case_type) {
+      index = kByType;
+      add_text(prefix, *filter.case_type);
+    }
+    std::string from = prefix;
+    if (after) {
+      add_id(from, *after);
+      from.push_back('\0');
+    }
+    if (index) {
+      TRAIL_TRY(tables.scan(*index, as_bytes(from), [&](ByteView k, ByteView) {
+        if (k.size() != prefix.size() + 16 || as_chars(k.subspan(0, prefix.size())) != prefix) {
+          return false;
+        }
+        return visit(id_at(k, prefix.size()));
+      }));
+      return inner;
+    }
+    // Every case, in id order, from case.records: the first key at or after `from` names the
+    // next case; the scan resumes past that case's state.
+    if (after) {
+      from = state_key(project, *after);
+      from.push_back('\0');
+    }
+    for (bool more = true; more;) {
+      std::optional<EventId> next;
+      TRAIL_TRY(tables.scan(kCases, as_bytes(from), [&](ByteView k, ByteView) {
+        if (k.size() == prefix.size() + 24 && as_chars(k.subspan(0, prefix.size())) == prefix) {
+          next = id_at(k, prefix.size());
+        }
+        return false;
+      }));
+      if (!next) break;
+      more = visit(*next);
+      from = state_key(project, *next);
+      from.push_back('\0');
+    }
     return inner;
   }));
   return out;
@@ -573,14 +605,14 @@ Result<std::vector<HistoryItem>> CaseProjector::history(const ledger::Ledger& le
     if (by_time) {  // Keep the events the view folded (its history index names them).
       for (const auto& [case_id, seq] : candidates) {
         TRAIL_ASSIGN_OR_RETURN(auto indexed,
-                               tables.get(kHistory, as_bytes(history_key(project, case_id, seq))));
+                               tables.get(kCases, as_bytes(history_key(project, case_id, seq))));
         if (indexed) wanted.emplace_back(case_id, seq);
         if (limit != 0 && wanted.size() >= limit) break;
       }
     } else {
       Status inner = Status::ok();
       std::string prefix = pk(project);
-      const std::size_t table = filter.case_id ? kHistory : kHistoryByUser;
+      const std::size_t table = filter.case_id ? kCases : kHistoryByUser;
       if (filter.case_id) {
         add_id(prefix, *filter.case_id);
       } else {
@@ -591,8 +623,10 @@ Result<std::vector<HistoryItem>> CaseProjector::history(const ledger::Ledger& le
           return false;
         }
         const ByteView rest = k.subspan(prefix.size());
-        if (table == kHistory && rest.size() == 8) {
-          wanted.emplace_back(*filter.case_id, get_u64_be(rest.data()));
+        if (table == kCases && rest.size() == 8) {
+          const std::uint64_t seq = get_u64_be(rest.data());
+          if (seq == kStateSlot) return false;  // The entries end at the state.
+          wanted.emplace_back(*filter.case_id, seq);
         } else if (table == kHistoryByUser && rest.size() == 24) {
           wanted.emplace_back(id_at(rest, 8), get_u64_be(rest.data()));
         } else {
@@ -603,17 +637,17 @@ Result<std::vector<HistoryItem>> CaseProjector::history(const ledger::Ledger& le
       }));
       TRAIL_TRY(inner);
     }
-    for (const auto& [case_id, seq] : wanted) {
+    for (const auto& [case_id, ignored_seq] : wanted) {
       if (case_seqs.count(case_id) != 0) continue;
       auto& seqs = case_seqs[case_id];
-      std::string case_prefix = pk(project);
-      add_id(case_prefix, case_id);
-      TRAIL_TRY(tables.scan(kHistory, as_bytes(case_prefix), [&](ByteView k, ByteView) {
-        if (k.size() != case_prefix.size() + 8 ||
-            as_chars(k.subspan(0, case_prefix.size())) != case_prefix) {
+      const std::string prefix = case_prefix(project, case_id);
+      TRAIL_TRY(tables.scan(kCases, as_bytes(prefix), [&](ByteView k, ByteView) {
+        if (k.size() != prefix.size() + 8 || as_chars(k.subspan(0, prefix.size())) != prefix) {
           return false;
         }
-        seqs.push_back(get_u64_be(k.data() + case_prefix.size()));
+        const std::uint64_t entry = get_u64_be(k.data() + prefix.size());
+        if (entry == kStateSlot) return false;  // The entries end at the state.
+        seqs.push_back(entry);
         return true;
       }));
     }

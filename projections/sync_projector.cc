@@ -119,14 +119,19 @@ Status SyncProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
     existed = true;
   }
   const std::string old_owner = state.owner;
+  const bool was_closed = state.closed;
   const bool was_in = existed && !state.closed;  // In its (old) owner's set before.
 
   if (!change->owner.empty()) state.owner = change->owner;
   if (draft.kind == schema::Kind::CASE_CLOSED) state.closed = true;
   if (draft.kind == schema::Kind::CASE_REOPENED) state.closed = false;
-  state.last_seq = event.seq;
-  TRAIL_TRY(tables.put(kCase, as_bytes(ckey),
-                       as_bytes(seal(*event.key, kCase, ckey, encode_case(state)))));
+  // Rewritten only when the case enters the view or leaves or moves between sets: a plain
+  // update dirties no page of this table, only the owner's log.
+  if (!existed || old_owner != state.owner || was_closed != state.closed) {
+    state.last_seq = event.seq;
+    TRAIL_TRY(tables.put(kCase, as_bytes(ckey),
+                         as_bytes(seal(*event.key, kCase, ckey, encode_case(state)))));
+  }
 
   const bool is_in = !state.closed;
   if (old_owner == state.owner) {

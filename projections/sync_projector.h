@@ -72,7 +72,7 @@ struct SyncChanges {
 struct SyncCase {
   std::string owner;  // "" until an event names one.
   bool closed = false;
-  std::uint64_t last_seq = 0;  // Seq of the last case event that touched it.
+  std::uint64_t last_seq = 0;  // Seq of the last event that created, moved, closed or reopened it.
 };
 
 class SyncProjector final : public ledger::Projector {

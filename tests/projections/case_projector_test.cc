@@ -1,6 +1,8 @@
 // The case view: state, lookups and field-level history, folded inside the append's commit.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <fstream>
 #include <future>
 #include <memory>
@@ -255,6 +257,40 @@ TEST_F(CaseView, ListFiltersByTypeAndOpenAndPages) {
   ASSERT_EQ(page2->size(), 2U);
   EXPECT_NE(page2->front().case_id, page1->back().case_id);
   EXPECT_EQ(view_->list(*ledger_, "p", {}, std::nullopt, 0)->size(), 6U);
+}
+
+// States and history entries share case.records: listing every case (no index narrows it)
+// steps from case to case over their entries, pages by case id, and a case's history holds
+// its entries only, however many there are.
+TEST_F(CaseView, ListingEveryCasePagesOverCasesWithLongHistories) {
+  std::vector<EventId> ids;
+  std::map<EventId, std::size_t> events_of;
+  for (int i = 0; i < 7; ++i) {
+    ids.push_back(create(i % 2 ? "patient" : "household"));
+    events_of[ids.back()] = 1 + static_cast<std::size_t>(i) * 3;
+    for (int u = 0; u < i * 3; ++u) {
+      append_ok("p", {event(Kind::CASE_UPDATED, ids.back(), fields({{"visit", std::to_string(u)}}))});
+    }
+  }
+  append_ok("q", {event(Kind::CASE_CREATED, random_id(), fields({{"age", "1"}}))});
+  std::sort(ids.begin(), ids.end());
+  std::vector<EventId> paged;
+  std::optional<EventId> after;
+  for (;;) {
+    auto page = view_->list(*ledger_, "p", {}, after, 3);
+    ASSERT_TRUE(page.is_ok()) << page.status().to_string();
+    for (const auto& c : *page) paged.push_back(c.case_id);
+    if (page->size() < 3) break;
+    after = page->back().case_id;
+  }
+  EXPECT_EQ(paged, ids);
+  for (const auto& id : ids) {
+    const auto entries = history_of(id);
+    ASSERT_FALSE(entries.empty());
+    EXPECT_EQ(entries.front().kind, Kind::CASE_CREATED);
+    EXPECT_EQ(entries.size(), events_of[id]);
+    EXPECT_EQ(state(id).last_seq, entries.back().seq);
+  }
 }
 
 TEST_F(CaseView, HistoryByUserAndByTime) {

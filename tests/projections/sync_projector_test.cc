@@ -183,6 +183,30 @@ TEST_F(SyncView, ClosedBeforeSinceNeverReappearsAndCloseThenReassignIsOneLeave) 
   EXPECT_TRUE(sync({"B"}, 0).changed.empty());
 }
 
+// The view's own record is rewritten only when a case enters, moves, closes or reopens: a plain
+// update leaves it (and its seq) alone, yet still reaches the owner's next sync.
+TEST_F(SyncView, APlainUpdateLeavesTheCaseRecordAsItWas) {
+  const EventId x = random_id();
+  const std::uint64_t created = send(Kind::CASE_CREATED, x, "A");
+  const auto before = sync({"A"}, 0);
+  const std::uint64_t updated = send(Kind::CASE_UPDATED, x);
+  ASSERT_GT(updated, created);
+  auto rec = view_->get(*ledger_, "p", x);
+  ASSERT_TRUE(rec.is_ok() && rec->has_value());
+  EXPECT_EQ((*rec)->last_seq, created);
+  EXPECT_EQ(sync({"A"}, before.head_seq).changed, Ids{x});
+  const std::uint64_t moved = send(Kind::CASE_REASSIGNED, x, "B");
+  rec = view_->get(*ledger_, "p", x);
+  ASSERT_TRUE(rec.is_ok() && rec->has_value());
+  EXPECT_EQ((*rec)->owner, "B");
+  EXPECT_EQ((*rec)->last_seq, moved);
+  const std::uint64_t closed = send(Kind::CASE_CLOSED, x);
+  rec = view_->get(*ledger_, "p", x);
+  ASSERT_TRUE(rec.is_ok() && rec->has_value());
+  EXPECT_TRUE((*rec)->closed);
+  EXPECT_EQ((*rec)->last_seq, closed);
+}
+
 // A random stream of case events over three owners; a phone for {A, B} syncs now and then and
 // must always hold exactly what a restore gives. Then a rebuild reproduces the views exactly.
 TEST_F(SyncView, RandomStreamPhoneMatchesRestoreAndRebuildIsByteIdentical) {
