@@ -443,6 +443,14 @@ Status Ledger::catch_up_views() {
         TRAIL_TRY(replay_in_chunks(project, applied, head.seq, {binding}, {}));
       }
     }
+    for (const auto& binding : bindings_) {
+      for (const auto& name : binding.projector->retired_tables()) {
+        TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
+        TRAIL_ASSIGN_OR_RETURN(bool dropped, txn.drop_named(name));
+        TRAIL_TRY(txn.commit());
+        if (dropped) spdlog::info("deleted sub-database {}, retired by view {}", name, binding.projector->name());
+      }
+    }
     return Status::ok();
   };
   return writer_->run_exclusive(work).get();

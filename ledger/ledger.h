@@ -48,7 +48,9 @@ struct LedgerOptions {
   std::vector<std::shared_ptr<Projector>> projectors;
   // Writable only: a view behind its chain at open (registered since, or renamed because its
   // layout changed) catches up before open() returns, in commits of at most 100,000 events,
-  // so no read sees it partial. Off: the first append to each project catches it up.
+  // so no read sees it partial; then the sub-databases of its earlier layout
+  // (Projector::retired_tables) are deleted. Off: the first append to each project catches it
+  // up, and retired sub-databases stay.
   bool catch_up_views = true;
   // Hears of every group commit: events in it and the commit's own duration (the fsync), for
   // metrics. Runs on the writer thread; must be quick.

@@ -69,6 +69,9 @@ class Projector {
   virtual std::string_view name() const = 0;
   // Names of the sub-databases this projector owns, created when the ledger opens.
   virtual std::vector<std::string> tables() const = 0;
+  // Names of sub-databases an earlier layout of this view owned: deleted at a writable open,
+  // once the view caught up in its present tables. Default: none.
+  virtual std::vector<std::string> retired_tables() const { return {}; }
   // Folds `event` into the view. Errors are storage errors only (they void the commit).
   virtual Status apply(ProjectionTables& tables, const AppendedEvent& event) = 0;
   // Called once the last event of a transaction has been applied, before it commits: writes

@@ -99,6 +99,7 @@ class CaseProjector final : public ledger::Projector {
   // in the earlier layout is caught up into it at open (LedgerOptions::catch_up_views).
   std::string_view name() const override { return "case/2"; }
   std::vector<std::string> tables() const override;
+  std::vector<std::string> retired_tables() const override { return {"case.state", "case.history"}; }
   Status apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) override;
   // Case states folded in this transaction are kept in memory and written once, here.
   Status flush(ledger::ProjectionTables& tables) override;

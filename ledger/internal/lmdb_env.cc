@@ -139,6 +139,15 @@ Status WriteTxn::erase(MDB_dbi dbi, ByteView key) {
   return lmdb_status(rc, "delete");
 }
 
+Result<bool> WriteTxn::drop_named(const std::string& name) {
+  MDB_dbi dbi = 0;
+  const int rc = mdb_dbi_open(txn_, name.c_str(), 0U, &dbi);
+  if (rc == MDB_NOTFOUND) return false;
+  TRAIL_TRY(lmdb_status(rc, "open sub-database " + name));
+  TRAIL_TRY(lmdb_status(mdb_drop(txn_, dbi, 1), "drop sub-database " + name));
+  return true;
+}
+
 Status WriteTxn::clear(MDB_dbi dbi) {
   TRAIL_ASSERT(txn_ != nullptr);
   return lmdb_status(mdb_drop(txn_, dbi, 0), "clear");

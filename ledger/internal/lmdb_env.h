@@ -113,6 +113,8 @@ class WriteTxn {
   Status erase(MDB_dbi dbi, ByteView key);
   // Empties a sub-database.
   Status clear(MDB_dbi dbi);
+  // Deletes the sub-database `name` with its contents; false when there is none.
+  Result<bool> drop_named(const std::string& name);
   Cursor cursor(MDB_dbi dbi) const { return Cursor{txn_, dbi}; }
   // Puts `value` unless `key` is present. Returns nothing when it was put, else the present
   // value (valid until the next write). Errors as put().

@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "ledger/internal/lmdb_env.h"
 #include "projections/case_projector.h"
 #include "tests/support/ledger_fixture.h"
 
@@ -190,6 +191,42 @@ TEST_F(Rebuild, AViewBehindItsChainIsCaughtUpAtOpen) {
   auto rebuilt = ledger_->projection_digest();
   ASSERT_TRUE(rebuilt.is_ok());
   EXPECT_EQ(to_hex(*caught_up), to_hex(*rebuilt));
+}
+
+bool has_table(ledger::Ledger& ledger, const std::string& name) {
+  MDB_txn* txn = nullptr;
+  if (mdb_txn_begin(ledger.env().raw(), nullptr, MDB_RDONLY, &txn) != MDB_SUCCESS) return false;
+  MDB_dbi dbi = 0;
+  const int rc = mdb_dbi_open(txn, name.c_str(), 0U, &dbi);
+  mdb_txn_abort(txn);
+  return rc == MDB_SUCCESS;
+}
+
+// A directory written before the case view's layout change (view "case", sub-databases
+// case.state and case.history) opens with the view caught up in case.records and the earlier
+// sub-databases deleted.
+TEST_F(Rebuild, TheEarlierLayoutIsCaughtUpAndItsSubDatabasesDeleted) {
+  with_view_ = false;
+  reopen();
+  std::mt19937_64 rng{13};
+  append_random_stream(rng, 30);
+  for (const std::string name : {"case.state", "case.history"}) {
+    auto dbi = ledger_->env().open_named(name);
+    ASSERT_TRUE(dbi.is_ok());
+    auto txn = ledger_->env().begin_write();
+    ASSERT_TRUE(txn.is_ok());
+    ASSERT_TRUE(txn->put(*dbi, as_bytes(std::string("k")), as_bytes(std::string("v"))).is_ok());
+    ASSERT_TRUE(txn->commit().is_ok());
+  }
+  ASSERT_TRUE(has_table(*ledger_, "case.state"));
+  with_view_ = true;
+  reopen();
+  EXPECT_FALSE(has_table(*ledger_, "case.state"));
+  EXPECT_FALSE(has_table(*ledger_, "case.history"));
+  EXPECT_TRUE(has_table(*ledger_, "case.records"));
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), ledger_->head("p")->seq);
+  reopen();  // Nothing left to delete or catch up.
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), ledger_->head("p")->seq);
 }
 
 }  // namespace
