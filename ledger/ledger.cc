@@ -429,6 +429,19 @@ Status Ledger::replay_in_chunks(const std::string& project, std::uint64_t after,
 Status Ledger::catch_up_views() {
   auto work = [this]() -> Status {
     TRAIL_ASSIGN_OR_RETURN(auto projects, this->projects());
+    // A view that has applied nothing of any chain starts from empty tables: whatever they
+    // hold was written under another name (an earlier layout), not by this view.
+    for (const auto& binding : bindings_) {
+      bool applied_any = false;
+      for (const auto& project : projects) {
+        TRAIL_ASSIGN_OR_RETURN(std::uint64_t applied, projection_seq(*binding.projector, project));
+        applied_any = applied_any || applied > 0;
+      }
+      if (applied_any) continue;
+      TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
+      for (const MDB_dbi dbi : binding.dbis) TRAIL_TRY(txn.clear(dbi));
+      TRAIL_TRY(txn.commit());
+    }
     for (const auto& project : projects) {
       TRAIL_ASSIGN_OR_RETURN(Head head, this->head(project));
       for (const auto& binding : bindings_) {

@@ -48,7 +48,8 @@ struct LedgerOptions {
   std::vector<std::shared_ptr<Projector>> projectors;
   // Writable only: a view behind its chain at open (registered since, or renamed because its
   // layout changed) catches up before open() returns, in commits of at most 100,000 events,
-  // so no read sees it partial; then the sub-databases of its earlier layout
+  // so no read sees it partial (a view that applied nothing yet starts from empty tables);
+  // then the sub-databases of its earlier layout
   // (Projector::retired_tables) are deleted. Off: the first append to each project catches it
   // up, and retired sub-databases stay.
   bool catch_up_views = true;
