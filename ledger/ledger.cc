@@ -361,6 +361,25 @@ namespace {
 constexpr std::uint64_t kRebuildChunkEvents = 100'000;  // Per commit; views write a case once each.
 }  // namespace
 
+Result<std::uint64_t> Ledger::first_seq_at_or_after(std::string_view project,
+                                                     TimeUs time_us) const {
+  TRAIL_ASSIGN_OR_RETURN(Head head, this->head(project));
+  std::uint64_t lo = 1;
+  std::uint64_t hi = head.seq + 1;
+  DecodedEnvelope envelope;
+  while (lo < hi) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    TRAIL_ASSIGN_OR_RETURN(StoredEvent stored, read(project, mid));
+    TRAIL_TRY(decode_envelope(as_bytes(stored.envelope), envelope));
+    if (envelope.server_time_us < time_us) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
 Status Ledger::rebuild_projections(
     const std::function<void(std::uint64_t, std::uint64_t)>& progress) {
   if (!writer_) return Status::error(Code::kBusy, "ledger is open read-only");

@@ -128,6 +128,10 @@ class Ledger {
   Result<std::vector<std::string>> projects() const;
   // Event `seq` of `project`. Errors: kNotFound.
   Result<StoredEvent> read(std::string_view project, std::uint64_t seq) const;
+  // The first seq of `project` whose server time is at least `time_us` (head + 1 when none):
+  // a binary search, since server time never decreases along a chain, so a time range is a
+  // seq range. Errors: kCorrupt when an envelope does not decode; storage errors.
+  Result<std::uint64_t> first_seq_at_or_after(std::string_view project, TimeUs time_us) const;
   // Calls `visit` for events from seq `from` on, in order, at most `limit` of them (0: all),
   // until it returns false. All from one snapshot.
   Status scan(std::string_view project, std::uint64_t from, std::uint64_t limit,

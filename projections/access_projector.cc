@@ -26,9 +26,11 @@ using view::add_time;
 using view::add_u64;
 using view::time_at;
 
-enum TableIndex : std::size_t { kReads, kByCase, kByReader, kByTime, kGrants };
+// No index by time: rows are keyed by seq, and server time never decreases along a chain, so
+// a time range is a seq range (Ledger::first_seq_at_or_after).
+enum TableIndex : std::size_t { kReads, kByCase, kByReader, kGrants };
 constexpr const char* kTableNames[] = {"access.reads", "access.by_case", "access.by_reader",
-                                       "access.by_time", "access.grants"};
+                                       "access.grants"};
 // 2: address and endpoint. 3: outside_capture, grant and grant_expires_us (2 still decodes).
 constexpr std::uint8_t kRowVersion = 3;
 constexpr std::uint8_t kRowVersionV2 = 2;
@@ -202,7 +204,7 @@ std::optional<Grant> fold_grant(const ledger::EventDraft& draft, AccessRow& row)
   return Grant{draft.event_id, *expires_us};
 }
 
-// Seals and stores `row` and its by-case, by-reader and by-time index entries.
+// Seals and stores `row` and its by-case and by-reader index entries.
 Status put_row(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event,
                const AccessRow& row) {
   TRAIL_ASSERT(row.seq == event.seq);
@@ -222,11 +224,7 @@ Status put_row(ledger::ProjectionTables& tables, const ledger::AppendedEvent& ev
   add_text(by_reader, row.reader);
   add_time(by_reader, event.server_time_us);
   add_u64(by_reader, event.seq);
-  TRAIL_TRY(tables.put(kByReader, as_bytes(by_reader), {}));
-  std::string by_time = pk(event.project);
-  add_time(by_time, event.server_time_us);
-  add_u64(by_time, event.seq);
-  return tables.put(kByTime, as_bytes(by_time), {});
+  return tables.put(kByReader, as_bytes(by_reader), {});
 }
 
 }  // namespace
@@ -357,19 +355,51 @@ Result<std::vector<AccessRow>> AccessProjector::reads(const ledger::Ledger& ledg
   TRAIL_ASSIGN_OR_RETURN(auto key, view::project_key(ledger, project));
   if (key == nullptr) return out;
   if (filter.from_us && filter.to_us && *filter.from_us >= *filter.to_us) return out;
+  // No case or reader: rows in seq order from the first event at or after from_us.
+  std::uint64_t first_seq = 1;
+  if (!filter.case_id && !filter.reader && filter.from_us) {
+    TRAIL_ASSIGN_OR_RETURN(first_seq, ledger.first_seq_at_or_after(project, *filter.from_us));
+  }
   TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
-    std::size_t table = kByTime;
-    std::string prefix = pk(project);
+    Status inner = Status::ok();
+    // Adds the row of `seq` unless the filter leaves it out; false to stop (page full, past
+    // to_us, or an error in `inner`).
+    const auto visit = [&](std::uint64_t seq, ByteView sealed) {
+      if (filter.after_seq && seq <= *filter.after_seq) return true;
+      const std::string rkey = row_key(project, seq);
+      std::string plain;
+      inner = key->open_deterministic(as_bytes(aad_for(kReads, rkey)), sealed, plain);
+      if (!inner.is_ok()) return false;
+      auto row = decode_row(plain);
+      if (!row.is_ok()) {
+        inner = row.status();
+        return false;
+      }
+      if (filter.to_us && row->server_time_us >= *filter.to_us) return false;
+      if (!filter.reader || row->reader == *filter.reader) out.push_back(std::move(row).value());
+      return limit == 0 || out.size() < limit;
+    };
+    const std::string project_prefix = pk(project);
+    if (!filter.case_id && !filter.reader) {
+      TRAIL_TRY(tables.scan(kReads, as_bytes(row_key(project, first_seq)), [&](ByteView k, ByteView v) {
+        if (k.size() != project_prefix.size() + 8 ||
+            as_chars(k.subspan(0, project_prefix.size())) != project_prefix) {
+          return false;
+        }
+        return visit(get_u64_be(k.data() + project_prefix.size()), v);
+      }));
+      return inner;
+    }
+    std::size_t table = kByCase;
+    std::string prefix = project_prefix;
     if (filter.case_id) {
-      table = kByCase;
       add_id(prefix, *filter.case_id);
-    } else if (filter.reader) {
+    } else {
       table = kByReader;
       add_text(prefix, *filter.reader);
     }
     std::string from = prefix;
     if (filter.from_us) add_time(from, *filter.from_us);
-    Status inner = Status::ok();
     TRAIL_TRY(tables.scan(table, as_bytes(from), [&](ByteView k, ByteView) {
       if (k.size() < prefix.size() || as_chars(k.subspan(0, prefix.size())) != prefix) {
         return false;
@@ -382,23 +412,13 @@ Result<std::vector<AccessRow>> AccessProjector::reads(const ledger::Ledger& ledg
       if (filter.to_us && time_at(rest.data()) >= *filter.to_us) return false;
       const std::uint64_t seq = get_u64_be(rest.data() + 8);
       if (filter.after_seq && seq <= *filter.after_seq) return true;
-      const std::string rkey = row_key(project, seq);
-      auto stored = tables.get(kReads, as_bytes(rkey));
+      auto stored = tables.get(kReads, as_bytes(row_key(project, seq)));
       if (!stored.is_ok() || !*stored) {
         inner = stored.is_ok() ? Status::error(Code::kCorrupt, "access index names a missing row")
                                : stored.status();
         return false;
       }
-      std::string plain;
-      inner = key->open_deterministic(as_bytes(aad_for(kReads, rkey)), **stored, plain);
-      if (!inner.is_ok()) return false;
-      auto row = decode_row(plain);
-      if (!row.is_ok()) {
-        inner = row.status();
-        return false;
-      }
-      if (!filter.reader || row->reader == *filter.reader) out.push_back(std::move(row).value());
-      return limit == 0 || out.size() < limit;
+      return visit(seq, **stored);
     }));
     return inner;
   }));

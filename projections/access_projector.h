@@ -138,11 +138,13 @@ struct AccessFilter {
 
 class AccessProjector final : public ledger::Projector {
  public:
-  std::string_view name() const override { return "access"; }
+  // "/2": no access.by_time index (a time range is a seq range of access.reads); a directory
+  // written before is caught up at open (LedgerOptions::catch_up_views).
+  std::string_view name() const override { return "access/2"; }
+  std::vector<std::string> retired_tables() const override { return {"access.by_time"}; }
   // access.reads     (project, seq)                          -> sealed row (reads and grants)
   // access.by_case   (project, case id, server time, seq)    -> empty
   // access.by_reader (project, reader, server time, seq)     -> empty
-  // access.by_time   (project, server time, seq)             -> empty
   // access.grants    (project, case id, reader)              -> sealed {expires_us, event id}
   // project and reader are length-prefixed; ids 16 bytes; seq u64 big-endian; time i64
   // big-endian with the sign bit flipped (order-preserving).
@@ -150,8 +152,9 @@ class AccessProjector final : public ledger::Projector {
   Status apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) override;
 
   // Reads and grants matching `filter`, in seq order, at most `limit` (0: all). Uses the
-  // by-case index when a case is given, else the by-reader index when a reader is given, else
-  // the by-time index; each is scanned only over [from_us, to_us).
+  // by-case index when a case is given, else the by-reader index when a reader is given, each
+  // scanned only over [from_us, to_us); else the rows themselves from the first seq at or
+  // after from_us (Ledger::first_seq_at_or_after) until one reaches to_us.
   Result<std::vector<AccessRow>> reads(const ledger::Ledger& ledger, std::string_view project,
                                        const AccessFilter& filter, std::size_t limit) const;
 

@@ -537,15 +537,6 @@ Result<std::vector<CaseState>> CaseProjector::list(const ledger::Ledger& ledger,
 
 namespace {
 
-// Server time of event `seq`.
-Result<TimeUs> server_time_of(const ledger::Ledger& ledger, std::string_view project,
-                              std::uint64_t seq) {
-  TRAIL_ASSIGN_OR_RETURN(auto stored, ledger.read(project, seq));
-  ledger::DecodedEnvelope envelope;
-  TRAIL_TRY(ledger::decode_envelope(as_bytes(stored.envelope), envelope));
-  return envelope.server_time_us;
-}
-
 // The case events of `project` whose server time lies in [from_us, to_us), in seq order: a
 // binary search for the first (server time never decreases along a chain), then a scan.
 Result<std::vector<std::pair<EventId, std::uint64_t>>> events_in_time_range(
@@ -553,17 +544,8 @@ Result<std::vector<std::pair<EventId, std::uint64_t>>> events_in_time_range(
   std::vector<std::pair<EventId, std::uint64_t>> out;
   TRAIL_ASSIGN_OR_RETURN(auto head, ledger.head(project));
   std::uint64_t lo = 1;
-  std::uint64_t hi = head.seq + 1;
   if (filter.from_us) {
-    while (lo < hi) {
-      const std::uint64_t mid = lo + (hi - lo) / 2;
-      TRAIL_ASSIGN_OR_RETURN(TimeUs t, server_time_of(ledger, project, mid));
-      if (t < *filter.from_us) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
+    TRAIL_ASSIGN_OR_RETURN(lo, ledger.first_seq_at_or_after(project, *filter.from_us));
   }
   if (lo > head.seq) return out;
   ledger::DecodedEnvelope envelope;
