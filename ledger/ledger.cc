@@ -449,8 +449,10 @@ Status Ledger::catch_up_views() {
   auto work = [this]() -> Status {
     TRAIL_ASSIGN_OR_RETURN(auto projects, this->projects());
     // A view that has applied nothing of any chain starts from empty tables: whatever they
-    // hold was written under another name (an earlier layout), not by this view.
+    // hold was written under another name (an earlier layout), not by this view. (No chain:
+    // nothing to clear, and no commit at every open of an empty directory.)
     for (const auto& binding : bindings_) {
+      if (projects.empty()) break;
       bool applied_any = false;
       for (const auto& project : projects) {
         TRAIL_ASSIGN_OR_RETURN(std::uint64_t applied, projection_seq(*binding.projector, project));
@@ -480,7 +482,10 @@ Status Ledger::catch_up_views() {
         TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
         TRAIL_ASSIGN_OR_RETURN(bool dropped, txn.drop_named(name));
         TRAIL_TRY(txn.commit());
-        if (dropped) spdlog::info("deleted sub-database {}, retired by view {}", name, binding.projector->name());
+        if (dropped) {
+          spdlog::info("deleted sub-database {}, retired by view {}", name,
+                       binding.projector->name());
+        }
       }
     }
     return Status::ok();

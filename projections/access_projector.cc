@@ -355,17 +355,19 @@ Result<std::vector<AccessRow>> AccessProjector::reads(const ledger::Ledger& ledg
   TRAIL_ASSIGN_OR_RETURN(auto key, view::project_key(ledger, project));
   if (key == nullptr) return out;
   if (filter.from_us && filter.to_us && *filter.from_us >= *filter.to_us) return out;
-  // No case or reader: rows in seq order from the first event at or after from_us.
-  std::uint64_t first_seq = 1;
-  if (!filter.case_id && !filter.reader && filter.from_us) {
-    TRAIL_ASSIGN_OR_RETURN(first_seq, ledger.first_seq_at_or_after(project, *filter.from_us));
+  // No case or reader: rows in seq order from the first event at or after from_us, and after
+  // after_seq (a later page starts where the last one ended, not at the range's start).
+  const bool by_seq = !filter.case_id && !filter.reader;
+  std::uint64_t first_seq = filter.after_seq ? *filter.after_seq + 1 : 1;
+  if (by_seq && filter.from_us) {
+    TRAIL_ASSIGN_OR_RETURN(std::uint64_t at, ledger.first_seq_at_or_after(project, *filter.from_us));
+    first_seq = std::max(first_seq, at);
   }
   TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
     Status inner = Status::ok();
-    // Adds the row of `seq` unless the filter leaves it out; false to stop (page full, past
-    // to_us, or an error in `inner`).
+    // Adds the row of `seq` (past after_seq) unless the filter leaves it out; false to stop
+    // (page full, past to_us, or an error in `inner`).
     const auto visit = [&](std::uint64_t seq, ByteView sealed) {
-      if (filter.after_seq && seq <= *filter.after_seq) return true;
       const std::string rkey = row_key(project, seq);
       std::string plain;
       inner = key->open_deterministic(as_bytes(aad_for(kReads, rkey)), sealed, plain);
@@ -380,7 +382,7 @@ Result<std::vector<AccessRow>> AccessProjector::reads(const ledger::Ledger& ledg
       return limit == 0 || out.size() < limit;
     };
     const std::string project_prefix = pk(project);
-    if (!filter.case_id && !filter.reader) {
+    if (by_seq) {
       TRAIL_TRY(tables.scan(kReads, as_bytes(row_key(project, first_seq)), [&](ByteView k, ByteView v) {
         if (k.size() != project_prefix.size() + 8 ||
             as_chars(k.subspan(0, project_prefix.size())) != project_prefix) {

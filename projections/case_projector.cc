@@ -498,11 +498,11 @@ Result<std::vector<CaseState>> CaseProjector::list(const ledger::Ledger& ledger,
       add_text(prefix, *filter.case_type);
     }
     std::string from = prefix;
-    if (after) {
-      add_id(from, *after);
-      from.push_back('\0');
-    }
     if (index) {
+      if (after) {
+        add_id(from, *after);
+        from.push_back('\0');
+      }
       TRAIL_TRY(tables.scan(*index, as_bytes(from), [&](ByteView k, ByteView) {
         if (k.size() != prefix.size() + 16 || as_chars(k.subspan(0, prefix.size())) != prefix) {
           return false;
@@ -512,7 +512,7 @@ Result<std::vector<CaseState>> CaseProjector::list(const ledger::Ledger& ledger,
       return inner;
     }
     // Every case, in id order, from case.records: the first key at or after `from` names the
-    // next case; the scan resumes past that case's state.
+    // next case; the scan resumes past that case's state (past `after`'s, for a later page).
     if (after) {
       from = state_key(project, *after);
       from.push_back('\0');

@@ -219,6 +219,16 @@ TEST_F(AccessView, ReadsAreIndexedByCaseReaderAndTime) {
   f.from_us = times_[2];
   f.to_us = times_[2];
   EXPECT_TRUE(rows(f).empty());
+  // Paging on: after a seq, from whichever of it and from_us comes later.
+  f = {};
+  f.from_us = times_[1];
+  f.after_seq = r3;
+  EXPECT_EQ(seqs_where(f), (Seqs{r4}));
+  f.after_seq = r1;
+  EXPECT_EQ(seqs_where(f), (Seqs{r2, r3, r4}));
+  f.from_us.reset();
+  f.after_seq = r2;
+  EXPECT_EQ(seqs_where(f), (Seqs{r3, r4}));
 
   // Combined.
   f = {};
