@@ -509,6 +509,7 @@ TEST(GracefulStop, IdleConnectionsDoNotDelayTheStop) {
   TestHandler handler;
   server::Limits limits = test_limits();
   limits.idle_timeout = 30s;
+  limits.read_timeout = 30s;  // Neither timeout may be what ends them.
   Running running{handler, limits};
   ASSERT_TRUE(running.start());
   Client idle{running.port()};
@@ -518,7 +519,8 @@ TEST(GracefulStop, IdleConnectionsDoNotDelayTheStop) {
   half.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), running.port()));
   asio::write(half, asio::buffer(std::string{"GET /healthz HTTP/1.1\r\n"}));
   ASSERT_TRUE(eventually([&] { return running.server().open_connections() == 2; }));
-  EXPECT_LT(running.stop_and_join(), 1000ms);
+  // Well under the 5 s drain limit and the 30 s timeouts, with room for a loaded machine.
+  EXPECT_LT(running.stop_and_join(), 3000ms);
 }
 
 TEST(GracefulStop, NewConnectionsAreRefusedOnceStopped) {
