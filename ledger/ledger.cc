@@ -3,6 +3,7 @@
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "ledger/internal/layout.h"
@@ -465,6 +466,7 @@ Status Ledger::catch_up_views() {
     }
     for (const auto& project : projects) {
       TRAIL_ASSIGN_OR_RETURN(Head head, this->head(project));
+      std::vector<std::pair<std::uint64_t, const detail::ProjectorBinding*>> behind;
       for (const auto& binding : bindings_) {
         TRAIL_ASSIGN_OR_RETURN(std::uint64_t applied, projection_seq(*binding.projector, project));
         if (applied > head.seq) {
@@ -474,7 +476,22 @@ Status Ledger::catch_up_views() {
         if (applied == head.seq) continue;
         spdlog::info("view {} of project {} is {} events behind its chain: catching up",
                      binding.projector->name(), project, head.seq - applied);
-        TRAIL_TRY(replay_in_chunks(project, applied, head.seq, {binding}, {}));
+        behind.emplace_back(applied, &binding);
+      }
+      // One pass along the chain for all of them: from the furthest behind, each stretch up to
+      // where the next view stands is opened once and folded into every view already there.
+      std::stable_sort(behind.begin(), behind.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::vector<detail::ProjectorBinding> group;
+      std::size_t next = 0;
+      std::uint64_t at = behind.empty() ? head.seq : behind.front().first;
+      while (at < head.seq) {
+        while (next < behind.size() && behind[next].first == at) {
+          group.push_back(*behind[next++].second);
+        }
+        const std::uint64_t to = next < behind.size() ? behind[next].first : head.seq;
+        TRAIL_TRY(replay_in_chunks(project, at, to, group, {}));
+        at = to;
       }
     }
     for (const auto& binding : bindings_) {

@@ -343,6 +343,14 @@ Status Writer::apply_all(WriteTxn& txn, std::vector<Job>& jobs, Drain& drain) {
   for (const auto& project : drain.dirty) {
     const HeadRecord& head = drain.heads.at(project);
     TRAIL_TRY(txn.put(Table::kHeads, as_bytes(project_key(project)), as_bytes(encode_head(head))));
+    // Every view folded this project's new events (apply_append): its applied seq, once per
+    // commit rather than once per job.
+    std::uint8_t last[8];
+    put_u64_be(last, head.seq);
+    for (const auto& binding : projectors_) {
+      TRAIL_TRY(txn.put(Table::kProjectionState,
+                        as_bytes(projection_state_key(binding.projector->name(), project)), last));
+    }
     // The tree grew with the chain (apply_append): its size record, once per commit.
     if (tree_.enabled) TRAIL_TRY(put_tree_size(txn, tree_.merkle, project, head.seq));
   }
@@ -503,15 +511,6 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
         WriteProjectionTables tables{txn, binding.dbis};
         TRAIL_TRY(binding.projector->apply(tables, appended));
       }
-    }
-  }
-  if (!claimed.empty()) {
-    std::uint8_t last[8];
-    put_u64_be(last, head->seq);
-    for (auto& binding : projectors_) {
-      TRAIL_TRY(txn.put(Table::kProjectionState,
-                        as_bytes(projection_state_key(binding.projector->name(), job.project)),
-                        last));
     }
   }
   if (!claimed.empty() &&

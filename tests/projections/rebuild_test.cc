@@ -2,7 +2,9 @@
 // incrementally built sub-databases byte for byte, and a view that fell behind catches up.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
+#include <string>
 
 #include "ledger/internal/lmdb_env.h"
 #include "projections/case_projector.h"
@@ -17,8 +19,9 @@ using schema::Kind;
 class Rebuild : public LedgerTest {
  protected:
   std::vector<std::shared_ptr<ledger::Projector>> projectors() const override {
-    if (!with_view_) return {};
-    return {view_};
+    std::vector<std::shared_ptr<ledger::Projector>> out = also_;
+    if (with_view_) out.push_back(view_);
+    return out;
   }
   void configure(ledger::LedgerOptions& options) const override {
     options.catch_up_views = catch_up_at_open_;
@@ -83,6 +86,7 @@ class Rebuild : public LedgerTest {
 
   bool with_view_ = true;
   bool catch_up_at_open_ = true;
+  std::vector<std::shared_ptr<ledger::Projector>> also_;  // Registered besides the case view.
   std::shared_ptr<proj::CaseProjector> view_ = std::make_shared<proj::CaseProjector>();
 };
 
@@ -191,6 +195,89 @@ TEST_F(Rebuild, AViewBehindItsChainIsCaughtUpAtOpen) {
   EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), ledger_->head("p")->seq);
   EXPECT_EQ(*ledger_->projection_seq(*view_, "q"), ledger_->head("q")->seq);
   expect_views_match_a_rebuild();
+}
+
+// Counts, per project and seq, how often it was folded (key: project || u64 seq, value: u64).
+class FoldCounter final : public ledger::Projector {
+ public:
+  explicit FoldCounter(std::string name) : name_{std::move(name)} {}
+  std::string_view name() const override { return name_; }
+  std::vector<std::string> tables() const override { return {name_ + ".folds"}; }
+  Status apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) override {
+    std::string key(event.project);
+    std::uint8_t seq[8];
+    put_u64_be(seq, event.seq);
+    key.append(reinterpret_cast<const char*>(seq), 8);
+    TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(0, as_bytes(key)));
+    std::uint8_t count[8];
+    put_u64_be(count, (stored ? get_u64_be(stored->data()) : 0) + 1);
+    return tables.put(0, as_bytes(key), count);
+  }
+
+ private:
+  std::string name_;
+};
+
+// Each seq of `project` that `counter` folded, and how often.
+std::map<std::uint64_t, std::uint64_t> folds(const ledger::Ledger& ledger,
+                                             const FoldCounter& counter,
+                                             const std::string& project) {
+  std::map<std::uint64_t, std::uint64_t> out;
+  const Status read = ledger.read_projection(counter, [&](const ledger::ProjectionTables& tables) {
+    return tables.scan(0, as_bytes(project), [&](ByteView key, ByteView value) {
+      if (key.size() != project.size() + 8 || as_chars(key.first(project.size())) != project) {
+        return false;
+      }
+      out[get_u64_be(key.data() + project.size())] = get_u64_be(value.data());
+      return true;
+    });
+  });
+  EXPECT_TRUE(read.is_ok()) << read.to_string();
+  return out;
+}
+
+// Views that stand at different points of a chain at a writable open (registered at different
+// times) are caught up in one pass: each folds every event after its own point exactly once.
+TEST_F(Rebuild, ViewsBehindByDifferentAmountsEachFoldEveryMissingEventOnce) {
+  auto early = std::make_shared<FoldCounter>("early");
+  auto middle = std::make_shared<FoldCounter>("middle");
+  auto late = std::make_shared<FoldCounter>("late");
+  std::mt19937_64 rng{15};
+  with_view_ = false;
+  also_ = {early};
+  reopen();
+  append_random_stream(rng, 20);  // early folds these as they come.
+  also_ = {};
+  reopen();
+  append_random_stream(rng, 20);  // Nobody folds these.
+  also_ = {middle};
+  reopen();                       // middle catches up to here...
+  append_random_stream(rng, 20);  // ...and folds these.
+  also_ = {};
+  reopen();
+  append_random_stream(rng, 20);
+  const std::uint64_t early_at = *ledger_->projection_seq(*early, "p");
+  const std::uint64_t middle_at = *ledger_->projection_seq(*middle, "p");
+  const std::uint64_t head = ledger_->head("p")->seq;
+  ASSERT_LT(early_at, middle_at);
+  ASSERT_LT(middle_at, head);
+
+  with_view_ = true;  // Never registered: behind by the whole chain.
+  also_ = {late, middle, early};
+  reopen();
+  for (const std::string project : {"p", "q"}) {
+    const std::uint64_t size = ledger_->head(project)->seq;
+    for (const auto* counter : {early.get(), middle.get(), late.get()}) {
+      EXPECT_EQ(*ledger_->projection_seq(*counter, project), size) << counter->name();
+      const auto folded = folds(*ledger_, *counter, project);
+      EXPECT_EQ(folded.size(), size) << counter->name() << " " << project;
+      for (const auto& [seq, times] : folded) {
+        EXPECT_EQ(times, 1U) << counter->name() << " folded " << project << " seq " << seq;
+      }
+    }
+    EXPECT_EQ(*ledger_->projection_seq(*view_, project), size);
+  }
+  expect_views_match_a_rebuild();  // The case view caught up alongside the counters.
 }
 
 bool has_table(ledger::Ledger& ledger, const std::string& name) {
