@@ -1,5 +1,6 @@
 #include "ledger/ledger.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
@@ -112,7 +113,10 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
     if (options.catch_up_views && !bindings.empty()) TRAIL_TRY(ledger->catch_up_views());
     if (tree.enabled) {
       ledger->checkpointer_ = std::thread{
-          [self, interval = options.checkpoint_interval] { self->run_checkpointer(interval); }};
+          [self, interval = options.checkpoint_interval] {
+            pthread_setname_np(pthread_self(), "trail-checkpoint");
+            self->run_checkpointer(interval);
+          }};
     }
   }
   return ledger;

@@ -2,6 +2,7 @@
 // HTTP/1.1 (TLS with --tls-cert/--tls-key; plain HTTP only on loopback), logs JSON lines to
 // stderr, and on SIGTERM/SIGINT stops accepting, finishes in-flight requests (their appends
 // commit and are answered) and exits 0.
+#include <pthread.h>
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
@@ -173,7 +174,12 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   server->stop_on_signals();
   std::vector<std::thread> workers;
-  for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&] { server->run(); });
+  for (unsigned i = 1; i < threads; ++i) {
+    workers.emplace_back([&] {
+      pthread_setname_np(pthread_self(), "trail-io");
+      server->run();
+    });
+  }
   server->run();
   for (auto& w : workers) w.join();
   // Responses are written. Password checks still running finish; then the ledger commits

@@ -6,6 +6,7 @@
 
 #include <chrono>
 
+#include <pthread.h>
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
@@ -102,6 +103,7 @@ Writer::~Writer() {
 }
 
 void Writer::complete() {
+  pthread_setname_np(pthread_self(), "trail-complete");  // As top -H and perf show it.
   for (;;) {
     std::unique_ptr<Completion> done;
     {
@@ -205,6 +207,7 @@ void Writer::inject_commit_failures(int count) {
 }
 
 void Writer::run() {
+  pthread_setname_np(pthread_self(), "trail-writer");
   std::vector<Job> jobs;
   for (;;) {
     {
