@@ -248,6 +248,12 @@ Status apply_case(ledger::ProjectionTables& tables, const ledger::AppendedEvent&
   if (!change.is_ok()) return Status::ok();  // Not a case change: nothing to fold.
   const std::string k = case_key(event.project, *draft.subject);
   TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kCases, as_bytes(k)));
+  // Most events only set fields: nothing in them can change a counted case, so its record is
+  // not even opened.
+  const bool may_change = !change->case_type.empty() || !change->owner.empty() ||
+                          draft.kind == schema::Kind::CASE_CLOSED ||
+                          draft.kind == schema::Kind::CASE_REOPENED;
+  if (stored && !may_change) return Status::ok();
   CaseRecord before;
   if (stored) {
     TRAIL_ASSIGN_OR_RETURN(before, open_record(*event.key, k, *stored));
