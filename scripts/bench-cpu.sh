@@ -9,15 +9,8 @@
 set -euo pipefail
 build=${1:-build}
 shift || true
-dir=$(mktemp -d)
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
-password=$("$build/bin/trailctl" init --data "$dir/data" --keys "$dir/keys" | sed -n 's/^admin password: //p')
-"$build/bin/traild" --data "$dir/data" --keys "$dir/keys" --listen 127.0.0.1:0 --no-access-log ${TRAILD_ARGS:-} \
-  >"$dir/out" 2>"$dir/err" &
-pid=$!
-for _ in $(seq 100); do grep -q "listening on" "$dir/out" 2>/dev/null && break; sleep 0.1; done
-url=$(sed -n 's/^traild: listening on //p' "$dir/out")
-export TRAIL_BENCH_PASSWORD=$password
+source "$(dirname "$0")/fresh-traild.sh"
+start_fresh_traild "$build"
 # tid name ticks (user + system, in clock ticks)
 snapshot() {
   for task in /proc/$pid/task/*; do
