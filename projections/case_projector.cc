@@ -26,15 +26,18 @@ using view::is_case_kind;
 
 // No index by time: the chain is in seq order and server time never decreases along it, so a
 // time range is a seq range of the ledger itself.
-// A case's history entries and its state share one table, the state keyed after the entries:
-// an event of the case puts its entry next to the state it rewrites, so both usually land on
-// one page, and a commit dirties one page per case instead of two.
+// A case's history (the seqs of its events) and its state share one table: the state keeps the
+// seqs of the latest events, and every kChunkSeqs of them move to a chunk keyed by the first,
+// before the state. A case event so rewrites only the state (one page), and the table holds
+// about one entry per case rather than one per event, which keeps its branch pages few.
 enum TableIndex : std::size_t { kCases, kByOwner, kByType, kByParent, kHistoryByUser, kForms };
 constexpr const char* kTableNames[] = {"case.records",   "case.by_owner",        "case.by_type",
                                        "case.by_parent", "case.history_by_user", "case.forms"};
 
 // The seq slot of a case's state record in case.records: above every event's seq.
 constexpr std::uint64_t kStateSlot = ~std::uint64_t{0};
+// Seqs a history chunk holds (u64 big-endian each): the state carries up to this many more.
+constexpr std::size_t kChunkSeqs = 32;
 
 
 // ---- keys ----
@@ -45,13 +48,14 @@ std::string case_prefix(std::string_view project, const EventId& id) {
   add_id(k, id);
   return k;
 }
-std::string history_key(std::string_view project, const EventId& id, std::uint64_t seq) {
+// A history chunk of the case, keyed by the first seq it holds; the state at kStateSlot.
+std::string chunk_key(std::string_view project, const EventId& id, std::uint64_t first_seq) {
   std::string k = case_prefix(project, id);
-  add_u64(k, seq);
+  add_u64(k, first_seq);
   return k;
 }
 std::string state_key(std::string_view project, const EventId& id) {
-  return history_key(project, id, kStateSlot);
+  return chunk_key(project, id, kStateSlot);
 }
 std::string text_index_key(std::string_view project, std::string_view text, const EventId& id) {
   std::string k = pk(project);
@@ -127,6 +131,8 @@ void build_record(const CaseState& s, schema::CaseRecord::Builder r) {
   r.setLastSeq(s.last_seq);
   r.setImplicit(s.implicit);
   r.setLastClientUs(s.last_client_us);
+  auto recent = r.initRecentSeqs(static_cast<unsigned>(s.recent_seqs.size()));
+  for (unsigned i = 0; i < s.recent_seqs.size(); ++i) recent.set(i, s.recent_seqs[i]);
 }
 
 Result<CaseState> read_record(kj::Array<capnp::word>& words) {
@@ -153,10 +159,47 @@ Result<CaseState> read_record(kj::Array<capnp::word>& words) {
     s.last_seq = r.getLastSeq();
     s.implicit = r.getImplicit();
     s.last_client_us = r.getLastClientUs();
+    for (const std::uint64_t seq : r.getRecentSeqs()) s.recent_seqs.push_back(seq);
   } catch (const kj::Exception& e) {
     return Status::error(Code::kCorrupt, std::string("case record: ") + e.getDescription().cStr());
   }
   return s;
+}
+
+// The stored state of a case, or nullopt.
+Result<std::optional<CaseState>> load_state(const ledger::ProjectionTables& tables,
+                                            const ledger::DataKey& key, std::string_view project,
+                                            const EventId& case_id) {
+  const std::string skey = state_key(project, case_id);
+  TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kCases, as_bytes(skey)));
+  if (!stored) return std::optional<CaseState>{};
+  TRAIL_ASSIGN_OR_RETURN(auto words, open_message(key, kCases, as_bytes(skey), *stored));
+  TRAIL_ASSIGN_OR_RETURN(auto state, read_record(words));
+  return std::optional<CaseState>{std::move(state)};
+}
+
+// Every seq of the case's events, ascending, into `out`: its history chunks, then the seqs
+// `state` (its stored or pending state) still carries.
+Status history_seqs(const ledger::ProjectionTables& tables, std::string_view project,
+                    const EventId& case_id, const CaseState& state,
+                    std::vector<std::uint64_t>& out) {
+  const std::string prefix = case_prefix(project, case_id);
+  Status inner = Status::ok();
+  TRAIL_TRY(tables.scan(kCases, as_bytes(prefix), [&](ByteView k, ByteView v) {
+    if (k.size() != prefix.size() + 8 || as_chars(k.subspan(0, prefix.size())) != prefix) {
+      return false;
+    }
+    if (get_u64_be(k.data() + prefix.size()) == kStateSlot) return false;  // Chunks end there.
+    if (v.empty() || v.size() % 8 != 0 || v.size() / 8 > kChunkSeqs) {
+      inner = Status::error(Code::kCorrupt, "malformed history chunk");
+      return false;
+    }
+    for (std::size_t i = 0; i < v.size(); i += 8) out.push_back(get_u64_be(v.data() + i));
+    return true;
+  }));
+  TRAIL_TRY(inner);
+  out.insert(out.end(), state.recent_seqs.begin(), state.recent_seqs.end());
+  return Status::ok();
 }
 
 
@@ -237,30 +280,19 @@ void fold(CaseState& state, bool existed, const ledger::AppendedEvent& event,
 
 // Folds the case's events again, from nothing, in reconciled order: runs of consecutive events
 // by one user within kReorderWindowUs of the run's first are sorted by device time (then seq).
-Result<CaseState> refold(ledger::ProjectionTables& tables, const ledger::AppendedEvent& current,
-                         const EventId& case_id) {
+// `prior` holds the seqs of the case's earlier events, ascending.
+Result<CaseState> refold(const ledger::AppendedEvent& current, const EventId& case_id,
+                         const std::vector<std::uint64_t>& prior) {
   struct Item {
     std::uint64_t seq;
     ledger::LoadedEvent loaded;
   };
   std::vector<Item> items;
-  const std::string prefix = case_prefix(current.project, case_id);
-  Status inner = Status::ok();
-  TRAIL_TRY(tables.scan(kCases, as_bytes(prefix), [&](ByteView k, ByteView) {
-    if (k.size() != prefix.size() + 8 || as_chars(k.subspan(0, prefix.size())) != prefix) {
-      return false;
-    }
-    const std::uint64_t seq = get_u64_be(k.data() + prefix.size());
-    if (seq == kStateSlot) return false;  // The entries end at the state.
-    auto loaded = (*current.load)(seq);
-    if (!loaded.is_ok()) {
-      inner = loaded.status();
-      return false;
-    }
-    items.push_back({seq, std::move(loaded).value()});
-    return true;
-  }));
-  TRAIL_TRY(inner);
+  items.reserve(prior.size() + 1);
+  for (const std::uint64_t seq : prior) {
+    TRAIL_ASSIGN_OR_RETURN(auto loaded, (*current.load)(seq));
+    items.push_back({seq, std::move(loaded)});
+  }
   items.push_back({current.seq, {*current.draft, current.server_time_us}});
   for (std::size_t start = 0; start < items.size();) {
     std::size_t end = start + 1;
@@ -360,9 +392,25 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   std::vector<FieldChange> changes;
   fold(state, existed, event, *change, changes);
   if (out_of_order) {
-    TRAIL_ASSIGN_OR_RETURN(CaseState refolded, refold(tables, event, case_id));
+    std::vector<std::uint64_t> prior;
+    TRAIL_TRY(history_seqs(tables, event.project, case_id, state, prior));
+    TRAIL_ASSIGN_OR_RETURN(CaseState refolded, refold(event, case_id, prior));
     refolded.opened_us = state.opened_us;
+    refolded.recent_seqs = std::move(state.recent_seqs);
     state = std::move(refolded);
+  }
+
+  // History: the event's seq, carried by the state until kChunkSeqs of them move to a chunk.
+  // Entries are derived at query time by folding the case's events from the ledger in arrival
+  // order, so prior values are never stored twice.
+  state.recent_seqs.push_back(event.seq);
+  if (state.recent_seqs.size() >= kChunkSeqs) {
+    std::string chunk;
+    chunk.reserve(state.recent_seqs.size() * 8);
+    for (const std::uint64_t seq : state.recent_seqs) add_u64(chunk, seq);
+    TRAIL_TRY(tables.put(kCases, as_bytes(chunk_key(event.project, case_id, state.recent_seqs.front())),
+                         as_bytes(chunk)));
+    state.recent_seqs.clear();
   }
 
   // State (written at flush) and its lookups.
@@ -384,10 +432,6 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
     }
   }
 
-  // History: the index entry only. Entries are derived at query time by folding the case's
-  // events from the ledger in arrival order, so prior values are never stored twice.
-  const std::string hkey = history_key(event.project, case_id, event.seq);
-  TRAIL_TRY(tables.put(kCases, as_bytes(hkey), {}));
   std::string by_user = pk(event.project);
   add_text(by_user, draft.actor);
   add_u64(by_user, event.seq);
@@ -584,54 +628,48 @@ Result<std::vector<HistoryItem>> CaseProjector::history(const ledger::Ledger& le
     TRAIL_ASSIGN_OR_RETURN(candidates, events_in_time_range(ledger, project, filter));
   }
   TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
-    if (by_time) {  // Keep the events the view folded (its history index names them).
+    // Every seq of a case, ascending (its chunks and its state's latest), read once per case.
+    const auto seqs_of = [&](const EventId& case_id) -> Result<const std::vector<std::uint64_t>*> {
+      auto it = case_seqs.find(case_id);
+      if (it != case_seqs.end()) return &it->second;
+      std::vector<std::uint64_t> seqs;
+      TRAIL_ASSIGN_OR_RETURN(auto state, load_state(tables, *key, project, case_id));
+      if (state) TRAIL_TRY(history_seqs(tables, project, case_id, *state, seqs));
+      return &case_seqs.emplace(case_id, std::move(seqs)).first->second;
+    };
+    if (by_time) {  // Keep the events the view folded (its history names them).
       for (const auto& [case_id, seq] : candidates) {
-        TRAIL_ASSIGN_OR_RETURN(auto indexed,
-                               tables.get(kCases, as_bytes(history_key(project, case_id, seq))));
-        if (indexed) wanted.emplace_back(case_id, seq);
+        TRAIL_ASSIGN_OR_RETURN(const auto* seqs, seqs_of(case_id));
+        if (std::binary_search(seqs->begin(), seqs->end(), seq)) wanted.emplace_back(case_id, seq);
         if (limit != 0 && wanted.size() >= limit) break;
+      }
+    } else if (filter.case_id) {
+      TRAIL_ASSIGN_OR_RETURN(const auto* seqs, seqs_of(*filter.case_id));
+      for (const std::uint64_t seq : *seqs) {
+        wanted.emplace_back(*filter.case_id, seq);
+        if (!post_filter && limit != 0 && wanted.size() >= limit) break;
       }
     } else {
       Status inner = Status::ok();
       std::string prefix = pk(project);
-      const std::size_t table = filter.case_id ? kCases : kHistoryByUser;
-      if (filter.case_id) {
-        add_id(prefix, *filter.case_id);
-      } else {
-        add_text(prefix, *filter.actor);
-      }
-      TRAIL_TRY(tables.scan(table, as_bytes(prefix), [&](ByteView k, ByteView) {
+      add_text(prefix, *filter.actor);
+      TRAIL_TRY(tables.scan(kHistoryByUser, as_bytes(prefix), [&](ByteView k, ByteView) {
         if (k.size() < prefix.size() || as_chars(k.subspan(0, prefix.size())) != prefix) {
           return false;
         }
         const ByteView rest = k.subspan(prefix.size());
-        if (table == kCases && rest.size() == 8) {
-          const std::uint64_t seq = get_u64_be(rest.data());
-          if (seq == kStateSlot) return false;  // The entries end at the state.
-          wanted.emplace_back(*filter.case_id, seq);
-        } else if (table == kHistoryByUser && rest.size() == 24) {
-          wanted.emplace_back(id_at(rest, 8), get_u64_be(rest.data()));
-        } else {
+        if (rest.size() != 24) {
           inner = Status::error(Code::kCorrupt, "malformed history key");
           return false;
         }
-        return post_filter || time_post_filter || limit == 0 || wanted.size() < limit;
+        wanted.emplace_back(id_at(rest, 8), get_u64_be(rest.data()));
+        return time_post_filter || limit == 0 || wanted.size() < limit;
       }));
       TRAIL_TRY(inner);
     }
     for (const auto& [case_id, ignored_seq] : wanted) {
-      if (case_seqs.count(case_id) != 0) continue;
-      auto& seqs = case_seqs[case_id];
-      const std::string prefix = case_prefix(project, case_id);
-      TRAIL_TRY(tables.scan(kCases, as_bytes(prefix), [&](ByteView k, ByteView) {
-        if (k.size() != prefix.size() + 8 || as_chars(k.subspan(0, prefix.size())) != prefix) {
-          return false;
-        }
-        const std::uint64_t entry = get_u64_be(k.data() + prefix.size());
-        if (entry == kStateSlot) return false;  // The entries end at the state.
-        seqs.push_back(entry);
-        return true;
-      }));
+      TRAIL_ASSIGN_OR_RETURN(const auto* seqs, seqs_of(case_id));
+      static_cast<void>(seqs);
     }
     return Status::ok();
   }));

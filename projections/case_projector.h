@@ -47,6 +47,9 @@ struct CaseState {
   std::uint64_t last_seq = 0;
   bool implicit = false;
   TimeUs last_client_us = 0;  // Latest device time among the events folded.
+  // Storage, not state: the seqs of the case's latest events (ascending) that are not yet in
+  // one of its history chunks (docs/CASES.md, "Storage").
+  std::vector<std::uint64_t> recent_seqs;
 };
 
 // Events of one case by the same user whose server times lie within this window of each other
@@ -97,7 +100,7 @@ class CaseProjector final : public ledger::Projector {
  public:
   // "/2": states and history entries share case.records (docs/CASES.md); a directory written
   // in the earlier layout is caught up into it at open (LedgerOptions::catch_up_views).
-  std::string_view name() const override { return "case/2"; }
+  std::string_view name() const override { return "case/3"; }
   std::vector<std::string> tables() const override;
   std::vector<std::string> retired_tables() const override { return {"case.state", "case.history"}; }
   Status apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) override;

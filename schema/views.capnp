@@ -21,6 +21,7 @@ struct CaseRecord {
   lastSeq @11 :UInt64;
   implicit @12 :Bool;                  # first seen in an update, not a create
   lastClientUs @13 :Int64;             # latest device time among the events folded
+  recentSeqs @14 :List(UInt64);        # seqs of the case's latest events, not yet in a chunk
 }
 
 enum Action {
