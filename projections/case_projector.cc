@@ -371,11 +371,10 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
     state = it->second.state;  // Folded earlier in this transaction.
     existed = true;
   } else {
-    TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kCases, as_bytes(skey)));
-    if (stored) {
-      TRAIL_ASSIGN_OR_RETURN(auto words, open_message(*event.key, kCases, as_bytes(skey), *stored));
-      TRAIL_ASSIGN_OR_RETURN(state, read_record(words));
-      existed = true;
+    TRAIL_ASSIGN_OR_RETURN(auto stored, load_state(tables, *event.key, event.project, case_id));
+    existed = stored.has_value();
+    if (existed) {
+      state = std::move(*stored);
     } else {
       state.case_id = case_id;
     }
@@ -466,12 +465,7 @@ Result<std::optional<CaseState>> CaseProjector::get(const ledger::Ledger& ledger
   if (key == nullptr) return std::optional<CaseState>{};
   std::optional<CaseState> out;
   TRAIL_TRY(ledger.read_projection(*this, [&](const ledger::ProjectionTables& tables) -> Status {
-    const std::string skey = state_key(project, case_id);
-    TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kCases, as_bytes(skey)));
-    if (!stored) return Status::ok();
-    TRAIL_ASSIGN_OR_RETURN(auto words, open_message(*key, kCases, as_bytes(skey), *stored));
-    TRAIL_ASSIGN_OR_RETURN(auto state, read_record(words));
-    out = std::move(state);
+    TRAIL_ASSIGN_OR_RETURN(out, load_state(tables, *key, project, case_id));
     return Status::ok();
   }));
   return out;
@@ -485,11 +479,7 @@ Result<std::optional<CaseState>> CaseProjector::get_in(const ledger::GuardContex
     return std::optional<CaseState>{it->second.state};
   }
   TRAIL_ASSIGN_OR_RETURN(const ledger::ProjectionTables* tables, context.tables(*this));
-  TRAIL_ASSIGN_OR_RETURN(auto stored, tables->get(kCases, as_bytes(skey)));
-  if (!stored) return std::optional<CaseState>{};
-  TRAIL_ASSIGN_OR_RETURN(auto words, open_message(context.key(), kCases, as_bytes(skey), *stored));
-  TRAIL_ASSIGN_OR_RETURN(auto state, read_record(words));
-  return std::optional<CaseState>{std::move(state)};
+  return load_state(*tables, context.key(), project, case_id);
 }
 
 Result<std::vector<CaseState>> CaseProjector::list(const ledger::Ledger& ledger,
@@ -504,28 +494,17 @@ Result<std::vector<CaseState>> CaseProjector::list(const ledger::Ledger& ledger,
     // Adds case `id` when it matches; false when the page is full or on an error (in `inner`).
     Status inner = Status::ok();
     const auto visit = [&](const EventId& id) {
-      const std::string skey = state_key(project, id);
-      auto stored = tables.get(kCases, as_bytes(skey));
-      if (!stored.is_ok() || !*stored) {
-        inner = stored.is_ok() ? Status::error(Code::kCorrupt, "index names a missing case")
-                               : stored.status();
+      auto state = load_state(tables, *key, project, id);
+      if (!state.is_ok() || !*state) {
+        inner = state.is_ok() ? Status::error(Code::kCorrupt, "index names a missing case")
+                              : state.status();
         return false;
       }
-      auto words = open_message(*key, kCases, as_bytes(skey), **stored);
-      if (!words.is_ok()) {
-        inner = words.status();
-        return false;
-      }
-      auto state = read_record(*words);
-      if (!state.is_ok()) {
-        inner = state.status();
-        return false;
-      }
-      const CaseState& s = *state;
+      const CaseState& s = **state;
       const bool match = (!filter.owner || s.owner == *filter.owner) &&
                          (!filter.case_type || s.case_type == *filter.case_type) &&
                          (!filter.open || s.closed != *filter.open);
-      if (match) out.push_back(std::move(state).value());
+      if (match) out.push_back(std::move(**state));
       return limit == 0 || out.size() < limit;
     };
     // Pick the narrowest index; the rest of the filter is checked on each state.
