@@ -11,6 +11,7 @@
 #include "ledger/internal/lmdb_env.h"
 #include "ledger/internal/projection_tables.h"
 #include "ledger/internal/replay.h"
+#include "ledger/internal/view_store.h"
 #include "ledger/internal/writer.h"
 #include "ledger/sha256.h"
 
@@ -66,12 +67,22 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
       }
     }
   }
+  // The views' environment. Read-only, only when there are views to read: a directory no
+  // writable open has moved the views of keeps them in the chain's environment.
+  if (!read_only || !options.projectors.empty()) {
+    detail::ViewStore::Options view_options;
+    view_options.read_only = read_only;
+    view_options.initial_map_bytes = options.initial_map_bytes;
+    view_options.write_map = options.views_write_map;
+    TRAIL_ASSIGN_OR_RETURN(ledger->views_, detail::ViewStore::open(options.data_dir, view_options));
+  }
+  ledger->views_env_ = ledger->views_ ? &ledger->views_->env() : ledger->env_.get();
   std::vector<detail::ProjectorBinding> bindings;
   for (const auto& projector : options.projectors) {
     TRAIL_ASSERT(projector != nullptr);
     detail::ProjectorBinding binding{projector.get(), {}};
     for (const auto& table : projector->tables()) {
-      auto dbi = ledger->env_->open_named(table);
+      auto dbi = ledger->views_env_->open_named(table);
       // Read-only, a table a newer build added is simply empty: the directory has not been
       // opened for writing since (the writer creates it and catches the view up).
       if (!dbi.is_ok() && read_only && dbi.status().code() == Code::kNotFound) {
@@ -107,10 +118,16 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
   if (!read_only) {
     Ledger* self = ledger.get();
     ledger->writer_ = std::make_unique<detail::Writer>(
-        *ledger->env_, ledger->keys_, bindings,
+        *ledger->env_, *ledger->views_env_, ledger->keys_, bindings,
         [self](std::uint32_t key_id) { return self->data_key_by_id(key_id); }, options.on_commit,
         tree);
-    if (options.catch_up_views && !bindings.empty()) TRAIL_TRY(ledger->catch_up_views());
+    if (ledger->views_->wiped()) {
+      spdlog::warn("rebuilding every view of {} from its chains", options.data_dir.string());
+    }
+    if (options.catch_up_views && !bindings.empty()) {
+      TRAIL_TRY(ledger->catch_up_views());
+      TRAIL_TRY(ledger->drop_views_from_chain_env());
+    }
     if (tree.enabled) {
       ledger->checkpointer_ = std::thread{
           [self, interval = options.checkpoint_interval] {
@@ -133,6 +150,13 @@ Ledger::~Ledger() {
 }
 
 std::size_t Ledger::map_bytes() const { return env_->map_bytes(); }
+
+void Ledger::inject_view_commit_failures(int count) {
+  TRAIL_ASSERT(writer_ != nullptr);
+  writer_->inject_view_commit_failures(count);
+}
+
+bool Ledger::views_were_rebuilt() const { return views_ != nullptr && views_->wiped(); }
 
 void Ledger::inject_commit_failures(int count) {
   TRAIL_ASSERT(writer_ != nullptr);
@@ -324,7 +348,7 @@ Status Ledger::read_projection(const Projector& projector,
                                const std::function<Status(const ProjectionTables&)>& read) const {
   for (const auto& binding : bindings_) {
     if (binding.projector != &projector) continue;
-    TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+    TRAIL_ASSIGN_OR_RETURN(auto txn, views_env_->begin_read());
     detail::ReadProjectionTables tables{txn, binding.dbis};
     return read(tables);
   }
@@ -334,7 +358,7 @@ Status Ledger::read_projection(const Projector& projector,
 
 Result<std::uint64_t> Ledger::projection_seq(const Projector& projector,
                                              std::string_view project) const {
-  TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+  TRAIL_ASSIGN_OR_RETURN(auto txn, views_env_->begin_read());
   TRAIL_ASSIGN_OR_RETURN(auto stored,
                          txn.get(Table::kProjectionState,
                                  as_bytes(detail::projection_state_key(projector.name(), project))));
@@ -398,11 +422,11 @@ Status Ledger::rebuild_projections(
       total += head.seq;
     }
     {
-      TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
+      TRAIL_ASSIGN_OR_RETURN(auto txn, views_env_->begin_write());
       for (const auto& binding : bindings_) {
         for (const MDB_dbi dbi : binding.dbis) TRAIL_TRY(txn.clear(dbi));
       }
-      TRAIL_TRY(txn.clear(env_->dbi(Table::kProjectionState)));
+      TRAIL_TRY(txn.clear(views_env_->dbi(Table::kProjectionState)));
       TRAIL_TRY(txn.commit());
     }
     std::uint64_t done = 0;
@@ -427,20 +451,24 @@ Status Ledger::replay_in_chunks(const std::string& project, std::uint64_t after,
   std::uint64_t applied = after;
   while (applied < to) {
     const std::uint64_t end = std::min(to, applied + kRebuildChunkEvents);
+    // The chain's transaction only reads the events; it is begun first, as the writer's is.
     TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
-    Status status = detail::replay(txn, project, applied, end, bindings, *project_key, lookup);
+    TRAIL_ASSIGN_OR_RETURN(auto views, views_env_->begin_write());
+    Status status =
+        detail::replay(txn, views, project, applied, end, bindings, *project_key, lookup);
     for (const auto& binding : bindings) {
       if (!status.is_ok()) break;
-      detail::WriteProjectionTables tables{txn, binding.dbis};
+      detail::WriteProjectionTables tables{views, binding.dbis};
       status = binding.projector->flush(tables);
     }
     if (!status.is_ok()) {
       for (const auto& binding : bindings) binding.projector->discard();
     }
-    if (status.is_ok()) status = txn.commit();
+    if (status.is_ok()) status = views.commit();
     if (status.code() == Code::kBusy) {  // Map full: grow and redo the chunk.
+      views.abort();
       txn.abort();
-      TRAIL_TRY(env_->grow_map());
+      TRAIL_TRY(views_env_->grow_map());
       continue;
     }
     TRAIL_TRY(status);
@@ -464,7 +492,7 @@ Status Ledger::catch_up_views() {
         applied_any = applied_any || applied > 0;
       }
       if (applied_any) continue;
-      TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
+      TRAIL_ASSIGN_OR_RETURN(auto txn, views_env_->begin_write());
       for (const MDB_dbi dbi : binding.dbis) TRAIL_TRY(txn.clear(dbi));
       TRAIL_TRY(txn.commit());
     }
@@ -500,7 +528,7 @@ Status Ledger::catch_up_views() {
     }
     for (const auto& binding : bindings_) {
       for (const auto& name : binding.projector->retired_tables()) {
-        TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
+        TRAIL_ASSIGN_OR_RETURN(auto txn, views_env_->begin_write());
         TRAIL_ASSIGN_OR_RETURN(bool dropped, txn.drop_named(name));
         TRAIL_TRY(txn.commit());
         if (dropped) {
@@ -515,7 +543,7 @@ Status Ledger::catch_up_views() {
 }
 
 Result<Digest> Ledger::projection_digest() const {
-  TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+  TRAIL_ASSIGN_OR_RETURN(auto txn, views_env_->begin_read());
   std::string all;
   auto add = [&all](ByteView bytes) {
     std::uint8_t size[8];
@@ -541,8 +569,37 @@ Result<Digest> Ledger::projection_digest() const {
     }
   }
   add(as_bytes(std::string_view{"projection_state"}));
-  TRAIL_TRY(add_table(env_->dbi(Table::kProjectionState)));
+  TRAIL_TRY(add_table(views_env_->dbi(Table::kProjectionState)));
   return sha256(as_bytes(all));
+}
+
+Status Ledger::drop_views_from_chain_env() {
+  auto work = [this]() -> Status {
+    std::vector<std::string> names;
+    for (const auto& binding : bindings_) {
+      for (auto& name : binding.projector->tables()) names.push_back(std::move(name));
+      for (auto& name : binding.projector->retired_tables()) names.push_back(std::move(name));
+    }
+    bool had_state = false;
+    {
+      TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+      auto cursor = txn.cursor(Table::kProjectionState);
+      TRAIL_ASSIGN_OR_RETURN(had_state, cursor.first());
+    }
+    TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
+    std::size_t dropped = 0;
+    for (const auto& name : names) {
+      TRAIL_ASSIGN_OR_RETURN(bool was_there, txn.drop_named(name));
+      dropped += was_there ? 1 : 0;
+    }
+    if (dropped == 0 && !had_state) return Status::ok();  // Nothing to move: no commit.
+    if (had_state) TRAIL_TRY(txn.clear(env_->dbi(Table::kProjectionState)));
+    TRAIL_TRY(txn.commit());
+    spdlog::info("views moved to their own environment: {} sub-databases deleted from the "
+                 "chain's", dropped);
+    return Status::ok();
+  };
+  return writer_->run_exclusive(work).get();
 }
 
 }  // namespace trail::ledger

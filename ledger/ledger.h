@@ -34,6 +34,7 @@ namespace trail::ledger {
 
 namespace detail {
 class Env;
+class ViewStore;
 class Writer;
 struct ProjectorBinding;
 }  // namespace detail
@@ -44,8 +45,11 @@ struct LedgerOptions {
   std::shared_ptr<const KeyRing> keys;
   bool read_only = false;
   std::size_t initial_map_bytes = 64U << 20U;
-  // Views applied inside every append's commit; their sub-databases are opened with the ledger.
+  // Views folded by the writer with every append, before it is answered; their sub-databases
+  // are opened with the ledger, in the view environment DATA/views (view_store.h).
   std::vector<std::shared_ptr<Projector>> projectors;
+  // Writable: the view environment writes through a writable map rather than pwrite.
+  bool views_write_map = true;
   // Writable only: a view behind its chain at open (registered since, or renamed because its
   // layout changed) catches up before open() returns, in commits of at most 100,000 events,
   // so no read sees it partial (a view that applied nothing yet starts from empty tables);
@@ -199,10 +203,18 @@ class Ledger {
 
   bool has_keys() const { return keys_ != nullptr; }
   detail::Env& env() const { return *env_; }
+  // The environment of the views: DATA/views, or, read-only in a directory no writable open
+  // has moved the views of yet, the chain's own.
+  detail::Env& views_env() const { return *views_env_; }
+  // Whether this open found the views possibly corrupt after a stop of the machine, deleted
+  // them and rebuilt them from the chains.
+  bool views_were_rebuilt() const;
   // Size of the LMDB map now (grows on demand).
   std::size_t map_bytes() const;
   // Test seam: the next `count` commits fail as a disk failure would.
   void inject_commit_failures(int count);
+  // Test seam: the next `count` commits of the views fail so, after the chain's succeeded.
+  void inject_view_commit_failures(int count);
 
  private:
   Ledger() = default;
@@ -217,7 +229,13 @@ class Ledger {
   Status seal_all(const std::string& project, const DataKey& key, std::vector<EventDraft>& drafts,
                   std::vector<SealedEvent>& sealed) const;
 
+  // Moves views out of the chain's environment (the layout before DATA/views): deletes their
+  // sub-databases and bookkeeping there once the view environment has caught up.
+  Status drop_views_from_chain_env();
+
   std::unique_ptr<detail::Env> env_;
+  std::unique_ptr<detail::ViewStore> views_;
+  detail::Env* views_env_ = nullptr;
   std::shared_ptr<const KeyRing> keys_;
   std::vector<std::shared_ptr<Projector>> projectors_;
   std::vector<detail::ProjectorBinding> bindings_;

@@ -212,12 +212,16 @@ Result<std::unique_ptr<Env>> Env::open(const fs::path& dir, const EnvOptions& op
   }
   std::unique_ptr<Env> env{new Env()};
   env->read_only_ = options.read_only;
+  env->views_ = options.views;
   TRAIL_TRY(lmdb_status(mdb_env_create(&env->env_), "mdb_env_create"));
   TRAIL_TRY(lmdb_status(mdb_env_set_maxdbs(env->env_, 128), "mdb_env_set_maxdbs"));
   TRAIL_TRY(lmdb_status(mdb_env_set_maxreaders(env->env_, 1024), "mdb_env_set_maxreaders"));
   TRAIL_TRY(lmdb_status(mdb_env_set_mapsize(env->env_, options.initial_map_bytes),
                         "mdb_env_set_mapsize"));
-  const unsigned flags = MDB_NOTLS | (options.read_only ? MDB_RDONLY : 0U);
+  unsigned flags = MDB_NOTLS | (options.read_only ? MDB_RDONLY : 0U);
+  if (!options.read_only) {
+    flags |= (options.no_sync ? MDB_NOSYNC : 0U) | (options.write_map ? MDB_WRITEMAP : 0U);
+  }
   const int rc = mdb_env_open(env->env_, dir.c_str(), flags, 0600);
   if (rc != MDB_SUCCESS) return lmdb_status(rc, "cannot open LMDB in " + dir.string());
   int dead = 0;
@@ -228,6 +232,7 @@ Result<std::unique_ptr<Env>> Env::open(const fs::path& dir, const EnvOptions& op
                         "begin"));
   for (std::size_t i = 0; i < kTableCount; ++i) {
     const auto table = static_cast<Table>(i);
+    if (options.views && table != Table::kProjectionState) continue;
     const int open_rc = mdb_dbi_open(txn, table_name(table), options.create ? MDB_CREATE : 0U,
                                      &env->dbis_[i]);
     if (open_rc != MDB_SUCCESS) {
@@ -242,6 +247,8 @@ Result<std::unique_ptr<Env>> Env::open(const fs::path& dir, const EnvOptions& op
   TRAIL_TRY(lmdb_status(mdb_txn_commit(txn), "commit sub-database handles"));
   return env;
 }
+
+Status Env::sync() { return lmdb_status(mdb_env_sync(env_, 1), "sync"); }
 
 Env::~Env() {
   if (env_ != nullptr) mdb_env_close(env_);

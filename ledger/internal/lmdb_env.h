@@ -20,6 +20,7 @@
 #include <shared_mutex>
 #include <string>
 
+#include "ledger/assert.h"
 #include "ledger/bytes.h"
 #include "ledger/status.h"
 
@@ -39,6 +40,12 @@ struct EnvOptions {
   std::size_t initial_map_bytes = kInitialMapBytesDefault;
   bool read_only = false;
   bool create = false;  // Create the directory and sub-databases if missing.
+  // A view environment (view_store.h): of the fixed tables only projection_state.
+  bool views = false;
+  // Writable only: commits are not synced (MDB_NOSYNC), and, with write_map, written through
+  // a writable map (MDB_WRITEMAP) rather than pwrite.
+  bool no_sync = false;
+  bool write_map = false;
 };
 
 inline MDB_val val_of(ByteView b) {
@@ -157,15 +164,30 @@ class Env {
   // Errors: kFatal when the map is at its maximum or LMDB refuses.
   Status grow_map();
   std::size_t map_bytes() const;
-  MDB_dbi dbi(Table table) const { return dbis_[static_cast<std::size_t>(table)]; }
+  // The handle of a fixed table. A view environment has projection_state only.
+  MDB_dbi dbi(Table table) const {
+    const MDB_dbi dbi = dbis_[static_cast<std::size_t>(table)];
+    TRAIL_ASSERT(dbi != kNoTable);
+    return dbi;
+  }
+  // Flushes every commit to disk (for an environment whose commits are not synced).
+  Status sync();
+  bool is_views() const { return views_; }
   MDB_env* raw() const { return env_; }
 
  private:
   Env() = default;
   // Adopts a map size another process set (after MDB_MAP_RESIZED).
   Status adopt_map_size() const;
+  static constexpr MDB_dbi kNoTable = static_cast<MDB_dbi>(-1);
   MDB_env* env_ = nullptr;
-  std::array<MDB_dbi, kTableCount> dbis_{};
+  std::array<MDB_dbi, kTableCount> dbis_ = filled(kNoTable);
+  static constexpr std::array<MDB_dbi, kTableCount> filled(MDB_dbi value) {
+    std::array<MDB_dbi, kTableCount> out{};
+    out.fill(value);
+    return out;
+  }
+  bool views_ = false;
   mutable std::shared_mutex resize_mutex_;
   bool read_only_ = false;
 };

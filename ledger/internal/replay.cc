@@ -5,9 +5,9 @@
 
 namespace trail::ledger::detail {
 
-Result<std::uint64_t> applied_seq(const WriteTxn& txn, std::string_view projector,
+Result<std::uint64_t> applied_seq(const WriteTxn& views, std::string_view projector,
                                   std::string_view project) {
-  TRAIL_ASSIGN_OR_RETURN(auto stored, txn.get(Table::kProjectionState,
+  TRAIL_ASSIGN_OR_RETURN(auto stored, views.get(Table::kProjectionState,
                                               as_bytes(projection_state_key(projector, project))));
   if (!stored) return std::uint64_t{0};
   if (stored->size() != 8) return Status::error(Code::kCorrupt, "projection state is malformed");
@@ -34,7 +34,7 @@ Result<LoadedEvent> load_event(const WriteTxn& txn, std::string_view project, st
   return out;
 }
 
-Status replay(WriteTxn& txn, std::string_view project, std::uint64_t after_seq,
+Status replay(const WriteTxn& txn, WriteTxn& views, std::string_view project, std::uint64_t after_seq,
               std::uint64_t to_seq, const std::vector<ProjectorBinding>& bindings,
               const DataKey& project_key, const KeyLookup& keys) {
   if (bindings.empty() || to_seq <= after_seq) return Status::ok();
@@ -64,7 +64,7 @@ Status replay(WriteTxn& txn, std::string_view project, std::uint64_t after_seq,
     const AppendedEvent event{project, seq, envelope.server_time_us, &draft, &project_key,
                               &loader};
     for (const auto& binding : bindings) {
-      WriteProjectionTables tables{txn, binding.dbis};
+      WriteProjectionTables tables{views, binding.dbis};
       TRAIL_TRY(binding.projector->apply(tables, event));
     }
     // Projectors write only their own sub-databases; the events' pages stay as they were.
@@ -75,8 +75,8 @@ Status replay(WriteTxn& txn, std::string_view project, std::uint64_t after_seq,
   std::uint8_t last[8];
   put_u64_be(last, to_seq);
   for (const auto& binding : bindings) {
-    TRAIL_TRY(txn.put(Table::kProjectionState,
-                      as_bytes(projection_state_key(binding.projector->name(), project)), last));
+    TRAIL_TRY(views.put(Table::kProjectionState,
+                        as_bytes(projection_state_key(binding.projector->name(), project)), last));
   }
   return Status::ok();
 }

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 
 #include "ledger/internal/layout.h"
@@ -75,10 +76,11 @@ struct Writer::Completion {
   std::vector<std::variant<std::vector<Receipt>, std::uint32_t, Status>> results;
 };
 
-Writer::Writer(Env& env, std::shared_ptr<const KeyRing> keys,
+Writer::Writer(Env& env, Env& views, std::shared_ptr<const KeyRing> keys,
                std::vector<ProjectorBinding> projectors, KeyLookup key_lookup, CommitHook on_commit,
                TreeOptions tree)
     : env_{env},
+      views_env_{views},
       keys_{std::move(keys)},
       projectors_{std::move(projectors)},
       key_lookup_{std::move(key_lookup)},
@@ -206,6 +208,23 @@ void Writer::inject_commit_failures(int count) {
   injected_failures_ = count;
 }
 
+void Writer::inject_view_commit_failures(int count) {
+  std::lock_guard lock{mutex_};
+  injected_view_failures_ = count;
+}
+
+Status Writer::commit_views(WriteTxn& views) {
+  {
+    std::lock_guard lock{mutex_};
+    if (injected_view_failures_ > 0) {
+      --injected_view_failures_;
+      views.abort();
+      return Status::error(Code::kFatal, "injected views commit failure");
+    }
+  }
+  return views.commit();
+}
+
 void Writer::run() {
   pthread_setname_np(pthread_self(), "trail-writer");
   std::vector<Job> jobs;
@@ -260,11 +279,18 @@ void Writer::process(std::vector<Job>& jobs) {
     Drain drain;
     drain.now_us = now_us();
     drain.results.resize(jobs.size());
+    // The chain's transaction first, then the views' (invariant 5).
     auto txn = env_.begin_write();
-    Status status = txn.is_ok() ? apply_all(*txn, jobs, drain) : txn.status();
+    std::optional<Result<WriteTxn>> views;
+    Status status = txn.is_ok() ? Status::ok() : txn.status();
+    if (status.is_ok()) {
+      views.emplace(views_env_.begin_write());
+      if (!views->is_ok()) status = views->status();
+    }
+    if (status.is_ok()) status = apply_all(*txn, **views, jobs, drain);
     for (auto& binding : projectors_) {
       if (!status.is_ok()) break;
-      WriteProjectionTables tables{*txn, binding.dbis};
+      WriteProjectionTables tables{**views, binding.dbis};
       status = binding.projector->flush(tables);
     }
     if (!status.is_ok()) {
@@ -298,7 +324,18 @@ void Writer::process(std::vector<Job>& jobs) {
         }
       }
     }
-    if (status.is_ok()) {  // Durable: hand the outcomes over to be resolved.
+    if (status.is_ok()) {  // Durable. The views follow, then the outcomes are handed over.
+      if (Status folded = commit_views(**views); !folded.is_ok()) {
+        for (auto& binding : projectors_) binding.projector->discard();
+        if (folded = recover_views(jobs, drain, folded); !folded.is_ok()) {
+          // The appends are durable, so they are answered as such; the views stay behind
+          // until the next writable open catches them up.
+          spdlog::critical("views commit failed, refusing further appends: {}",
+                           folded.to_string());
+          std::lock_guard lock{mutex_};
+          poisoned_ = true;
+        }
+      }
       auto done = std::make_unique<Completion>();
       done->jobs = std::move(jobs);
       done->results = std::move(drain.results);
@@ -310,16 +347,21 @@ void Writer::process(std::vector<Job>& jobs) {
       completion_wake_.notify_one();
       return;
     }
+    if (views && views->is_ok()) (*views)->abort();
     if (txn.is_ok()) txn->abort();
     tree_sizes_.clear();  // What the abandoned transaction wrote is gone.
     tree_edges_.clear();
     checkpoint_sizes_.clear();
-    if (status.code() == Code::kBusy) {  // MDB_MAP_FULL: grow the map and redo the drain.
+    if (status.code() == Code::kBusy) {  // MDB_MAP_FULL in either: grow both and redo the drain.
       const std::size_t before = env_.map_bytes();
-      if (Status grown = env_.grow_map(); !grown.is_ok()) {
+      const std::size_t views_before = views_env_.map_bytes();
+      Status grown = env_.grow_map();
+      if (grown.is_ok()) grown = views_env_.grow_map();
+      if (!grown.is_ok()) {
         status = grown;
       } else {
-        spdlog::info("ledger map grown from {} to {} bytes", before, env_.map_bytes());
+        spdlog::info("ledger map grown from {} to {} bytes, views map from {} to {}", before,
+                     env_.map_bytes(), views_before, views_env_.map_bytes());
         continue;
       }
     }
@@ -333,10 +375,48 @@ void Writer::process(std::vector<Job>& jobs) {
   }
 }
 
-Status Writer::apply_all(WriteTxn& txn, std::vector<Job>& jobs, Drain& drain) {
+Status Writer::recover_views(const std::vector<Job>& jobs, const Drain& drain, Status failure) {
+  for (int attempt = 0; attempt < 3 && !failure.is_ok(); ++attempt) {
+    if (failure.code() == Code::kBusy) TRAIL_TRY(views_env_.grow_map());
+    // The chain's transaction only reads the events (and keeps the order of invariant 5).
+    TRAIL_ASSIGN_OR_RETURN(auto txn, env_.begin_write());
+    TRAIL_ASSIGN_OR_RETURN(auto views, views_env_.begin_write());
+    failure = Status::ok();
+    for (const auto& project : drain.dirty) {
+      const DataKey* key = nullptr;
+      for (const auto& job : jobs) {
+        const auto* append = std::get_if<AppendJob>(&job);
+        if (append != nullptr && append->project == project) key = append->key.get();
+      }
+      TRAIL_ASSERT(key != nullptr);
+      for (const auto& binding : projectors_) {
+        if (!failure.is_ok()) break;
+        auto applied = applied_seq(views, binding.projector->name(), project);
+        failure = applied.is_ok() ? replay(txn, views, project, *applied,
+                                           drain.heads.at(project).seq, {binding}, *key,
+                                           key_lookup_)
+                                  : applied.status();
+      }
+    }
+    for (auto& binding : projectors_) {
+      if (!failure.is_ok()) break;
+      WriteProjectionTables tables{views, binding.dbis};
+      failure = binding.projector->flush(tables);
+    }
+    if (failure.is_ok()) failure = commit_views(views);
+    if (!failure.is_ok()) {
+      for (auto& binding : projectors_) binding.projector->discard();
+    }
+    if (!failure.is_ok() && failure.code() != Code::kBusy) return failure;
+  }
+  return failure;
+}
+
+Status Writer::apply_all(WriteTxn& txn, WriteTxn& views, std::vector<Job>& jobs,
+                         Drain& drain) {
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     if (auto* append = std::get_if<AppendJob>(&jobs[i])) {
-      TRAIL_TRY(apply_append(txn, *append, drain, i));
+      TRAIL_TRY(apply_append(txn, views, *append, drain, i));
     } else if (auto* key = std::get_if<KeyJob>(&jobs[i])) {
       TRAIL_TRY(apply_key(txn, *key, drain, i));
     } else {
@@ -351,8 +431,9 @@ Status Writer::apply_all(WriteTxn& txn, std::vector<Job>& jobs, Drain& drain) {
     std::uint8_t last[8];
     put_u64_be(last, head.seq);
     for (const auto& binding : projectors_) {
-      TRAIL_TRY(txn.put(Table::kProjectionState,
-                        as_bytes(projection_state_key(binding.projector->name(), project)), last));
+      TRAIL_TRY(views.put(Table::kProjectionState,
+                          as_bytes(projection_state_key(binding.projector->name(), project)),
+                          last));
     }
     // The tree grew with the chain (apply_append): its size record, once per commit.
     if (tree_.enabled) TRAIL_TRY(put_tree_size(txn, tree_.merkle, project, head.seq));
@@ -360,7 +441,8 @@ Status Writer::apply_all(WriteTxn& txn, std::vector<Job>& jobs, Drain& drain) {
   return Status::ok();
 }
 
-Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::size_t index) {
+Status Writer::apply_append(WriteTxn& txn, WriteTxn& views, AppendJob& job, Drain& drain,
+                            std::size_t index) {
   TRAIL_ASSERT(!job.events.empty());
   TRAIL_ASSERT(job.events.size() <= kBatchEventsMax);
   TRAIL_ASSIGN_OR_RETURN(HeadRecord* head, drain.head(txn, job.project));
@@ -370,19 +452,20 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
     // registered late (or emptied) catches up from the stored events here.
     for (const auto& binding : projectors_) {
       TRAIL_ASSIGN_OR_RETURN(std::uint64_t applied,
-                             applied_seq(txn, binding.projector->name(), job.project));
+                             applied_seq(views, binding.projector->name(), job.project));
       if (applied > head->seq) {
         return Status::error(Code::kCorrupt, "view " + std::string(binding.projector->name()) +
                                                  " of " + job.project + " is ahead of its chain");
       }
-      TRAIL_TRY(replay(txn, job.project, applied, head->seq, {binding}, *job.key, key_lookup_));
+      TRAIL_TRY(replay(txn, views, job.project, applied, head->seq, {binding}, *job.key,
+                       key_lookup_));
     }
     drain.views_checked.push_back(job.project);
   }
   if (tree_.enabled) TRAIL_TRY(ensure_tree(txn, job.project, head->seq));
   if (job.guard) {
     // After the views caught up and every earlier job of this drain was applied.
-    Status allowed = job.guard(TxnGuardContext{txn, projectors_, *job.key});
+    Status allowed = job.guard(TxnGuardContext{views, projectors_, *job.key});
     if (allowed.code() == Code::kFatal || allowed.code() == Code::kBusy) return allowed;
     if (!allowed.is_ok()) {
       drain.results[index] = std::move(allowed);
@@ -511,7 +594,7 @@ Status Writer::apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::si
       const AppendedEvent appended{job.project, seq[i], server_time, &ev.header,
                                    job.key.get(), &loader};
       for (auto& binding : projectors_) {
-        WriteProjectionTables tables{txn, binding.dbis};
+        WriteProjectionTables tables{views, binding.dbis};
         TRAIL_TRY(binding.projector->apply(tables, appended));
       }
     }

@@ -1,12 +1,16 @@
 // The writer thread: owns every LMDB write transaction of this process and group-commits.
 // Callers queue jobs from any thread; the writer drains the queue, applies each job in one
-// write transaction, commits once (one fsync) and only then resolves the jobs' promises.
+// write transaction of the chain's environment and one of the view environment
+// (view_store.h), commits the chain (synced: durable), then the views (not synced), and only
+// then resolves the jobs' promises.
 //
 // Invariants: (1) per project, seq is dense and event[n].prev_hash == hash(event[n-1]).
 //             (2) A batch is all-or-nothing: a rejected batch writes nothing; the other
 //                 batches of the same commit are unaffected.
 //             (3) A promise resolves with receipts only after the commit that holds them
-//                 returned success.
+//                 returned success, and after the views' commit that folded them.
+//             (5) The chain's write transaction is always begun before the views' one, in
+//                 every process, so two writers never wait on each other.
 //             (4) After a failed commit (other than a full map, which grows and retries), the
 //                 writer is poisoned: every later job fails with kFatal.
 // Thread safety: submit() from any thread; everything else runs on the writer thread, but for
@@ -84,7 +88,8 @@ class Writer {
   // whose payloads `key_lookup` opens.
   // `on_commit` (optional) hears of every successful commit: events in it and how long the
   // commit itself (the fsync) took; it runs on the writer thread and must be quick.
-  Writer(Env& env, std::shared_ptr<const KeyRing> keys, std::vector<ProjectorBinding> projectors,
+  Writer(Env& env, Env& views, std::shared_ptr<const KeyRing> keys,
+         std::vector<ProjectorBinding> projectors,
          KeyLookup key_lookup, CommitHook on_commit = {}, TreeOptions tree = {});
   ~Writer();  // Commits what is queued, then stops.
   Writer(const Writer&) = delete;
@@ -103,6 +108,8 @@ class Writer {
 
   // Test seam: the next `count` commits fail as if the disk had failed.
   void inject_commit_failures(int count);
+  // Test seam: the next `count` commits of the views fail so (after the chain's succeeded).
+  void inject_view_commit_failures(int count);
 
  private:
   // Why no job is taken now (poisoned, stopping), or ok. Call with mutex_ held.
@@ -117,8 +124,13 @@ class Writer {
   void complete();  // The completion thread: wakes callers so the writer need not.
   void process(std::vector<Job>& jobs);
   // Applies every job; returns non-ok only for storage failures that void the whole commit.
-  Status apply_all(WriteTxn& txn, std::vector<Job>& jobs, Drain& drain);
-  Status apply_append(WriteTxn& txn, AppendJob& job, Drain& drain, std::size_t index);
+  Status apply_all(WriteTxn& txn, WriteTxn& views, std::vector<Job>& jobs, Drain& drain);
+  Status apply_append(WriteTxn& txn, WriteTxn& views, AppendJob& job, Drain& drain,
+                      std::size_t index);
+  // After the chain committed and the views' commit failed: grows the view map if it was full
+  // and catches the drain's projects up in a new views commit, so the answers still find
+  // their events in the views. Errors: the second failure (the writer is then poisoned).
+  Status recover_views(const std::vector<Job>& jobs, const Drain& drain, Status failure);
   Status apply_key(WriteTxn& txn, KeyJob& job, Drain& drain, std::size_t index);
   Status apply_checkpoint(WriteTxn& txn, CheckpointJob& job, Drain& drain, std::size_t index);
   // Brings `project`'s Merkle tree up to `head_seq` leaves from the stored events.
@@ -134,6 +146,7 @@ class Writer {
   void fail_all(std::vector<Job>& jobs, const Status& status);
 
   Env& env_;
+  Env& views_env_;
   std::shared_ptr<const KeyRing> keys_;
   std::vector<ProjectorBinding> projectors_;
   KeyLookup key_lookup_;
@@ -157,6 +170,9 @@ class Writer {
   bool stopping_ = false;
   bool poisoned_ = false;  // Written and read by the writer thread; read under mutex_ by submit.
   int injected_failures_ = 0;
+  int injected_view_failures_ = 0;
+  // Commits the views' transaction, or fails it as injected.
+  Status commit_views(WriteTxn& views);
 
   std::mutex completion_mutex_;
   std::condition_variable completion_wake_;

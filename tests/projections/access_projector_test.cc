@@ -12,6 +12,7 @@
 #include <capnp/serialize.h>
 
 #include "ledger/internal/lmdb_env.h"
+#include "ledger/internal/view_store.h"
 #include "projections/access_projector.h"
 #include "projections/case_payload.h"
 #include "projections/case_projector.h"
@@ -318,9 +319,7 @@ TEST_F(AccessView, RebuildIsByteIdenticalAndNoReasonIsReadableInTheLmdbFile) {
   EXPECT_EQ(seqs(rows({})), seqs(before));
 
   ledger_.reset();
-  std::ifstream in(data_dir() / "data.mdb", std::ios::binary);
-  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ASSERT_GT(file.size(), 0U);
+  const std::string file = stored_bytes();
   EXPECT_EQ(file.find("Achieng"), std::string::npos);
   EXPECT_EQ(file.find("Suspected MDR"), std::string::npos);
   reopen();
@@ -471,7 +470,9 @@ TEST_F(AccessView, RowsSealedAtVersion2StillDecode) {
       as_bytes(proj::view::aad_for("access.reads", key)), as_bytes(w.take()));
   ledger_.reset();
   {
-    auto env = ledger::detail::Env::open(data_dir(), {});
+    ledger::detail::EnvOptions views;  // The view environment, DATA/views.
+    views.views = true;
+    auto env = ledger::detail::Env::open(ledger::detail::views_dir(data_dir()), views);
     ASSERT_TRUE(env.is_ok()) << env.status().to_string();
     auto dbi = (*env)->open_named("access.reads");
     ASSERT_TRUE(dbi.is_ok());
@@ -719,9 +720,7 @@ TEST_F(AccessView, RebuildWithGrantsIsByteIdenticalAndNoGrantReasonIsReadable) {
   EXPECT_EQ(grant_after->expires_us, grant_before->expires_us);
 
   ledger_.reset();
-  std::ifstream in(data_dir() / "data.mdb", std::ios::binary);
-  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ASSERT_GT(file.size(), 0U);
+  const std::string file = stored_bytes();
   EXPECT_EQ(file.find("Wanjiru"), std::string::npos);
   reopen();
   EXPECT_EQ(rows({})[0].reason, "Collapsed at the clinic, Wanjiru Kamau");

@@ -496,8 +496,7 @@ TEST_F(CaseView, NoFieldValueIsReadableInTheLmdbFile) {
   append_ok("p", {event(Kind::CASE_CREATED, id, c)});
   append_ok("p", {event(Kind::CASE_UPDATED, id, fields({{"phone", "+254700000002"}}))});
   ledger_.reset();
-  std::ifstream in(data_dir() / "data.mdb", std::ios::binary);
-  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string file = stored_bytes();
   EXPECT_EQ(file.find("Achieng"), std::string::npos);
   EXPECT_EQ(file.find("+2547000000"), std::string::npos);
   EXPECT_EQ(file.find("patient_name"), std::string::npos);

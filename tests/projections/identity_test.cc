@@ -12,6 +12,7 @@
 #include <capnp/serialize.h>
 
 #include "ledger/internal/lmdb_env.h"
+#include "ledger/internal/view_store.h"
 #include "ledger/sha256.h"
 #include "projections/credentials.h"
 #include "projections/identity.h"
@@ -619,9 +620,7 @@ TEST_F(IdentityView, NamesAndHashesNeverReachTheDiskInClear) {
             1);
   // Nor anywhere in the data file.
   ledger_.reset();
-  std::ifstream in(data_dir() / "data.mdb", std::ios::binary);
-  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ASSERT_GT(file.size(), 0U);
+  const std::string file = stored_bytes();
   EXPECT_EQ(file.find(name), std::string::npos);
   EXPECT_EQ(file.find(hash), std::string::npos);
   EXPECT_EQ(file.find("$argon2id$"), std::string::npos);
@@ -638,7 +637,9 @@ TEST_F(IdentityView, RowsAreBoundToTheirKeys) {
   // amina a system administrator.
   ledger_.reset();
   {
-    auto env = ledger::detail::Env::open(data_dir(), {});
+    ledger::detail::EnvOptions views;  // The view environment, DATA/views.
+    views.views = true;
+    auto env = ledger::detail::Env::open(ledger::detail::views_dir(data_dir()), views);
     ASSERT_TRUE(env.is_ok()) << env.status().to_string();
     auto users_dbi = (*env)->open_named("identity.users");
     ASSERT_TRUE(users_dbi.is_ok());

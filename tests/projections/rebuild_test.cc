@@ -280,9 +280,9 @@ TEST_F(Rebuild, ViewsBehindByDifferentAmountsEachFoldEveryMissingEventOnce) {
   expect_views_match_a_rebuild();  // The case view caught up alongside the counters.
 }
 
-bool has_table(ledger::Ledger& ledger, const std::string& name) {
+bool has_table(const ledger::detail::Env& env, const std::string& name) {
   MDB_txn* txn = nullptr;
-  if (mdb_txn_begin(ledger.env().raw(), nullptr, MDB_RDONLY, &txn) != MDB_SUCCESS) return false;
+  if (mdb_txn_begin(env.raw(), nullptr, MDB_RDONLY, &txn) != MDB_SUCCESS) return false;
   MDB_dbi dbi = 0;
   const int rc = mdb_dbi_open(txn, name.c_str(), 0U, &dbi);
   mdb_txn_abort(txn);
@@ -297,20 +297,28 @@ TEST_F(Rebuild, TheEarlierLayoutIsCaughtUpAndItsSubDatabasesDeleted) {
   reopen();
   std::mt19937_64 rng{13};
   append_random_stream(rng, 30);
-  for (const std::string name : {"case.state", "case.history"}) {
-    auto dbi = ledger_->env().open_named(name);
-    ASSERT_TRUE(dbi.is_ok());
-    auto txn = ledger_->env().begin_write();
-    ASSERT_TRUE(txn.is_ok());
-    ASSERT_TRUE(txn->put(*dbi, as_bytes(std::string("k")), as_bytes(std::string("v"))).is_ok());
-    ASSERT_TRUE(txn->commit().is_ok());
+  // The earlier layout's sub-databases, where such a directory has them: in the chain's
+  // environment (before DATA/views) and in the views' own.
+  for (ledger::detail::Env* env : {&ledger_->env(), &ledger_->views_env()}) {
+    for (const std::string name : {"case.state", "case.history"}) {
+      auto dbi = env->open_named(name);
+      ASSERT_TRUE(dbi.is_ok());
+      auto txn = env->begin_write();
+      ASSERT_TRUE(txn.is_ok());
+      ASSERT_TRUE(txn->put(*dbi, as_bytes(std::string("k")), as_bytes(std::string("v"))).is_ok());
+      ASSERT_TRUE(txn->commit().is_ok());
+    }
   }
-  ASSERT_TRUE(has_table(*ledger_, "case.state"));
+  ASSERT_TRUE(has_table(ledger_->env(), "case.state"));
+  ASSERT_TRUE(has_table(ledger_->views_env(), "case.state"));
   with_view_ = true;
   reopen();
-  EXPECT_FALSE(has_table(*ledger_, "case.state"));
-  EXPECT_FALSE(has_table(*ledger_, "case.history"));
-  EXPECT_TRUE(has_table(*ledger_, "case.records"));
+  for (const ledger::detail::Env* env : {&ledger_->env(), &ledger_->views_env()}) {
+    EXPECT_FALSE(has_table(*env, "case.state"));
+    EXPECT_FALSE(has_table(*env, "case.history"));
+  }
+  EXPECT_TRUE(has_table(ledger_->views_env(), "case.records"));
+  EXPECT_FALSE(has_table(ledger_->env(), "case.records"));
   EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), ledger_->head("p")->seq);
   reopen();  // Nothing left to delete or catch up.
   EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), ledger_->head("p")->seq);
@@ -322,13 +330,14 @@ TEST_F(Rebuild, AViewThatAppliedNothingStartsFromEmptyTables) {
   std::mt19937_64 rng{14};
   append_random_stream(rng, 30);
   {
-    auto by_owner = ledger_->env().open_named("case.by_owner");
+    auto by_owner = ledger_->views_env().open_named("case.by_owner");
     ASSERT_TRUE(by_owner.is_ok());
-    auto txn = ledger_->env().begin_write();
+    auto txn = ledger_->views_env().begin_write();
     ASSERT_TRUE(txn.is_ok());
     ASSERT_TRUE(txn->put(*by_owner, as_bytes(std::string("left by an earlier layout")), {}).is_ok());
     // As if the view had been renamed: its bookkeeping names nothing it applied.
-    ASSERT_TRUE(txn->clear(ledger_->env().dbi(ledger::detail::Table::kProjectionState)).is_ok());
+    ASSERT_TRUE(
+        txn->clear(ledger_->views_env().dbi(ledger::detail::Table::kProjectionState)).is_ok());
     ASSERT_TRUE(txn->commit().is_ok());
   }
   reopen();

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -89,6 +92,19 @@ class LedgerTest : public ::testing::Test {
 
   std::filesystem::path keys_dir() const { return dir_ / "keys"; }
   std::filesystem::path data_dir() const { return dir_ / "data"; }
+
+  // Every byte the data directory stores: the chain's LMDB file, then the views' (DATA/views).
+  // Both must be non-empty (the ledger closed, so the views' pages are written back).
+  std::string stored_bytes() const {
+    std::string all;
+    for (const auto& path : {data_dir() / "data.mdb", data_dir() / "views" / "data.mdb"}) {
+      std::ifstream in(path, std::ios::binary);
+      const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      EXPECT_GT(file.size(), 0U) << path;
+      all += file;
+    }
+    return all;
+  }
 
   TempDir dir_;
   std::shared_ptr<const ledger::KeyRing> keys_;

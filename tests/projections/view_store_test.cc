@@ -1,0 +1,263 @@
+// The views live in an environment of their own, DATA/views, committed after the chain and not
+// synced (ledger/internal/view_store.h). These tests cover what that design must still
+// guarantee: a directory from before it moves its views over; a stop of the machine while views
+// were being written (a writer's mark from another boot) rebuilds them from the chains; a
+// process that died leaves them as they are; a failed views commit never loses an answer's
+// events from the views.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "ledger/internal/lmdb_env.h"
+#include "ledger/internal/view_store.h"
+#include "projections/case_projector.h"
+#include "tests/support/ledger_fixture.h"
+
+namespace trail::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using proj::CaseChangeData;
+using schema::Kind;
+
+class ViewStore : public LedgerTest {
+ protected:
+  std::vector<std::shared_ptr<ledger::Projector>> projectors() const override { return {view_}; }
+
+  // `count` case events over three cases, one commit each.
+  void append_cases(int count) {
+    for (int i = 0; i < count; ++i) {
+      ledger::EventDraft d = make_draft(0);
+      d.kind = i < 3 ? Kind::CASE_CREATED : Kind::CASE_UPDATED;
+      d.subject = cases_[static_cast<std::size_t>(i) % cases_.size()];
+      CaseChangeData c;
+      if (i < 3) c.case_type = "patient";
+      c.fields.emplace_back("visit", std::to_string(i));
+      d.payload = proj::encode_case_change(c);
+      append_ok("p", {d});
+    }
+  }
+
+  std::string digest() {
+    auto d = ledger_->projection_digest();
+    EXPECT_TRUE(d.is_ok()) << d.status().to_string();
+    return d.is_ok() ? to_hex(*d) : std::string{};
+  }
+
+  std::string rebuilt_digest() {
+    EXPECT_TRUE(ledger_->rebuild_projections({}).is_ok());
+    return digest();
+  }
+
+  fs::path views() const { return ledger::detail::views_dir(data_dir()); }
+
+  std::vector<std::string> marks() const {
+    std::vector<std::string> out;
+    for (const auto& entry : fs::directory_iterator(views())) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("writer.", 0) == 0) out.push_back(name);
+    }
+    return out;
+  }
+
+  void write_mark(long pid, const std::string& boot_id) const {
+    std::ofstream out(views() / ("writer." + std::to_string(pid)));
+    out << boot_id << '\n';
+  }
+
+  Result<std::unique_ptr<ledger::Ledger>> open_read_only() const {
+    ledger::LedgerOptions options;
+    options.data_dir = data_dir();
+    options.projectors = projectors();
+    options.read_only = true;
+    options.keys = keys_;
+    return ledger::Ledger::open(options);
+  }
+
+  std::shared_ptr<proj::CaseProjector> view_ = std::make_shared<proj::CaseProjector>();
+  std::vector<EventId> cases_{random_id(), random_id(), random_id()};
+};
+
+bool has_table(const ledger::detail::Env& env, const std::string& name) {
+  MDB_txn* txn = nullptr;
+  if (mdb_txn_begin(env.raw(), nullptr, MDB_RDONLY, &txn) != MDB_SUCCESS) return false;
+  MDB_dbi dbi = 0;
+  const int rc = mdb_dbi_open(txn, name.c_str(), 0U, &dbi);
+  mdb_txn_abort(txn);
+  return rc == MDB_SUCCESS;
+}
+
+// Copies every entry of `tables` from one environment to another.
+void copy_tables(ledger::detail::Env& from, ledger::detail::Env& to,
+                 const std::vector<std::string>& tables) {
+  auto read = from.begin_read();
+  ASSERT_TRUE(read.is_ok());
+  auto write = to.begin_write();
+  ASSERT_TRUE(write.is_ok());
+  for (const auto& name : tables) {
+    const bool state = name == "projection_state";
+    MDB_dbi source = 0;
+    MDB_dbi target = 0;
+    if (state) {
+      source = from.dbi(ledger::detail::Table::kProjectionState);
+      target = to.dbi(ledger::detail::Table::kProjectionState);
+    } else {
+      ASSERT_EQ(mdb_dbi_open(read->raw(), name.c_str(), 0U, &source), MDB_SUCCESS) << name;
+      ASSERT_EQ(mdb_dbi_open(write->raw(), name.c_str(), MDB_CREATE, &target), MDB_SUCCESS);
+    }
+    auto cursor = read->cursor(source);
+    auto more = cursor.first();
+    ASSERT_TRUE(more.is_ok());
+    while (*more) {
+      ASSERT_TRUE(write->put(target, cursor.key(), cursor.value()).is_ok());
+      more = cursor.next();
+      ASSERT_TRUE(more.is_ok());
+    }
+  }
+  ASSERT_TRUE(write->commit().is_ok());
+}
+
+TEST_F(ViewStore, AnOpenLedgerLeavesItsMarkAndACleanCloseRemovesIt) {
+  append_cases(5);
+  const std::string mark = "writer." + std::to_string(::getpid());
+  ASSERT_EQ(marks(), std::vector<std::string>{mark});
+  std::ifstream in(views() / mark);
+  std::string boot_id;
+  std::getline(in, boot_id);
+  EXPECT_EQ(boot_id, ledger::detail::current_boot_id());
+  EXPECT_FALSE(boot_id.empty());
+  EXPECT_EQ(fs::status(views() / mark).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  ledger_.reset();
+  EXPECT_TRUE(marks().empty());
+  reopen();
+  EXPECT_FALSE(ledger_->views_were_rebuilt());
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 5U);
+}
+
+TEST_F(ViewStore, AMarkFromAnotherBootMeansTheViewsAreRebuiltFromTheChains) {
+  append_cases(40);
+  const std::string before = digest();
+  ledger_.reset();
+  // The machine stopped while a writer had the views open: their file may hold anything.
+  write_mark(4242, "00000000-0000-0000-0000-000000000000");
+  {
+    std::fstream file(views() / "data.mdb", std::ios::in | std::ios::out | std::ios::binary);
+    const std::string garbage(64 << 10, '\x5a');
+    file.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  // A read-only open may not read them, and says what to do.
+  auto read_only = open_read_only();
+  ASSERT_FALSE(read_only.is_ok());
+  EXPECT_EQ(read_only.status().code(), Code::kBusy);
+  EXPECT_NE(read_only.status().detail().find("open the data directory writable first"),
+            std::string::npos);
+  // A writable open deletes them and rebuilds them from the chain before it returns.
+  reopen();
+  EXPECT_TRUE(ledger_->views_were_rebuilt());
+  EXPECT_EQ(marks(), std::vector<std::string>{"writer." + std::to_string(::getpid())});
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 40U);
+  EXPECT_EQ(digest(), before);
+  auto state = view_->get(*ledger_, "p", cases_[1]);
+  ASSERT_TRUE(state.is_ok() && state->has_value());
+  EXPECT_EQ((*state)->fields, (std::vector<std::pair<std::string, std::string>>{{"visit", "37"}}));
+  append_cases(2);  // And appends go on.
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 42U);
+}
+
+TEST_F(ViewStore, AMarkOfADeadProcessOfThisBootKeepsTheViews) {
+  append_cases(10);
+  const std::string before = digest();
+  ledger_.reset();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  // A writer of this boot died: its commits are all in the page cache, so nothing is lost.
+  write_mark(child, ledger::detail::current_boot_id());
+  reopen();
+  EXPECT_FALSE(ledger_->views_were_rebuilt());
+  EXPECT_EQ(marks(), std::vector<std::string>{"writer." + std::to_string(::getpid())});
+  EXPECT_EQ(digest(), before);
+}
+
+TEST_F(ViewStore, ViewsInTheChainsEnvironmentMoveToTheirOwnAtTheFirstWritableOpen) {
+  append_cases(30);
+  const std::string before = digest();
+  auto names = view_->tables();
+  ledger_.reset();
+  // Make the layout before DATA/views: the views' tables and bookkeeping in the chain's
+  // environment, and no view environment.
+  {
+    auto chain = ledger::detail::Env::open(data_dir(), {});
+    ASSERT_TRUE(chain.is_ok());
+    ledger::detail::EnvOptions options;
+    options.views = true;
+    auto views_env = ledger::detail::Env::open(views(), options);
+    ASSERT_TRUE(views_env.is_ok());
+    auto all = names;
+    all.emplace_back("projection_state");
+    copy_tables(**views_env, **chain, all);
+  }
+  fs::remove_all(views());
+  // Read-only, the views are read where they are.
+  {
+    auto read_only = open_read_only();
+    ASSERT_TRUE(read_only.is_ok()) << read_only.status().to_string();
+    EXPECT_EQ(*(*read_only)->projection_seq(*view_, "p"), 30U);
+    EXPECT_EQ(to_hex(*(*read_only)->projection_digest()), before);
+    EXPECT_FALSE(fs::exists(views()));
+  }
+  // The first writable open moves them: rebuilt in DATA/views, deleted from the chain's.
+  reopen();
+  EXPECT_EQ(digest(), before);
+  for (const auto& name : names) {
+    EXPECT_TRUE(has_table(ledger_->views_env(), name)) << name;
+    EXPECT_FALSE(has_table(ledger_->env(), name)) << name;
+  }
+  {
+    auto txn = ledger_->env().begin_read();
+    ASSERT_TRUE(txn.is_ok());
+    auto cursor = txn->cursor(ledger::detail::Table::kProjectionState);
+    EXPECT_FALSE(*cursor.first());
+  }
+  EXPECT_EQ(rebuilt_digest(), before);
+}
+
+TEST_F(ViewStore, AFailedViewsCommitIsCaughtUpBeforeTheAppendIsAnswered) {
+  append_cases(5);
+  ledger_->inject_view_commit_failures(1);
+  append_cases(1);
+  // Answered, and already in the views: the writer caught them up in a second commit.
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 6U);
+  const std::string now = digest();
+  EXPECT_EQ(rebuilt_digest(), now);
+  append_cases(1);
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 7U);
+}
+
+TEST_F(ViewStore, WhenTheViewsCannotBeCommittedTheDurableAppendIsAnsweredAndTheLedgerStops) {
+  append_cases(5);
+  ledger_->inject_view_commit_failures(4);  // The commit and every catch-up attempt.
+  append_cases(1);  // Durable in the chain: answered as such.
+  EXPECT_EQ(ledger_->head("p")->seq, 6U);
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 5U);
+  ledger::EventDraft d = make_draft(0);
+  auto refused = ledger_->append("p", {d}).get();
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_EQ(refused.status().code(), Code::kFatal);
+  // The next open catches the views up.
+  reopen();
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 6U);
+  const std::string now = digest();
+  EXPECT_EQ(rebuilt_digest(), now);
+}
+
+}  // namespace
+}  // namespace trail::testing
