@@ -586,15 +586,29 @@ Status Ledger::drop_views_from_chain_env() {
       auto cursor = txn.cursor(Table::kProjectionState);
       TRAIL_ASSIGN_OR_RETURN(had_state, cursor.first());
     }
-    TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
     std::size_t dropped = 0;
-    for (const auto& name : names) {
-      TRAIL_ASSIGN_OR_RETURN(bool was_there, txn.drop_named(name));
-      dropped += was_there ? 1 : 0;
+    for (;;) {
+      TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
+      dropped = 0;
+      Status status = Status::ok();
+      for (const auto& name : names) {
+        auto was_there = txn.drop_named(name);
+        if (!was_there.is_ok()) {
+          status = was_there.status();
+          break;
+        }
+        dropped += *was_there ? 1U : 0U;
+      }
+      if (status.is_ok() && dropped == 0 && !had_state) return Status::ok();  // Nothing to move.
+      if (status.is_ok() && had_state) status = txn.clear(env_->dbi(Table::kProjectionState));
+      if (status.is_ok()) status = txn.commit();
+      if (status.code() != Code::kBusy) {
+        TRAIL_TRY(status);
+        break;
+      }
+      txn.abort();  // Freeing that many pages needs room in the map: grow it and redo.
+      TRAIL_TRY(env_->grow_map());
     }
-    if (dropped == 0 && !had_state) return Status::ok();  // Nothing to move: no commit.
-    if (had_state) TRAIL_TRY(txn.clear(env_->dbi(Table::kProjectionState)));
-    TRAIL_TRY(txn.commit());
     spdlog::info("views moved to their own environment: {} sub-databases deleted from the "
                  "chain's", dropped);
     return Status::ok();
