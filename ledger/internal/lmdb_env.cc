@@ -1,5 +1,6 @@
 #include "ledger/internal/lmdb_env.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -213,6 +214,7 @@ Result<std::unique_ptr<Env>> Env::open(const fs::path& dir, const EnvOptions& op
   std::unique_ptr<Env> env{new Env()};
   env->read_only_ = options.read_only;
   env->views_ = options.views;
+  env->write_map_ = options.write_map && !options.read_only;
   TRAIL_TRY(lmdb_status(mdb_env_create(&env->env_), "mdb_env_create"));
   TRAIL_TRY(lmdb_status(mdb_env_set_maxdbs(env->env_, 128), "mdb_env_set_maxdbs"));
   TRAIL_TRY(lmdb_status(mdb_env_set_maxreaders(env->env_, 1024), "mdb_env_set_maxreaders"));
@@ -226,6 +228,7 @@ Result<std::unique_ptr<Env>> Env::open(const fs::path& dir, const EnvOptions& op
   if (rc != MDB_SUCCESS) return lmdb_status(rc, "cannot open LMDB in " + dir.string());
   int dead = 0;
   mdb_reader_check(env->env_, &dead);  // Clears reader slots of crashed processes.
+  TRAIL_TRY(env->preallocate());
 
   MDB_txn* txn = nullptr;
   TRAIL_TRY(lmdb_status(mdb_txn_begin(env->env_, nullptr, options.create ? 0U : MDB_RDONLY, &txn),
@@ -313,7 +316,26 @@ Status Env::grow_map() {
                                            std::to_string(kMapBytesMax) + " bytes");
   }
   const std::size_t next = std::min(current * 2, kMapBytesMax);
-  return lmdb_status(mdb_env_set_mapsize(env_, next), "grow map");
+  TRAIL_TRY(lmdb_status(mdb_env_set_mapsize(env_, next), "grow map"));
+  if (Status allocated = preallocate(); !allocated.is_ok()) {
+    (void)mdb_env_set_mapsize(env_, current);  // No map beyond the allocated blocks.
+    return allocated;
+  }
+  return Status::ok();
+}
+
+Status Env::preallocate() const {
+  if (!write_map_) return Status::ok();
+  int fd = -1;
+  TRAIL_TRY(lmdb_status(mdb_env_get_fd(env_, &fd), "file of the map"));
+  MDB_envinfo info{};
+  mdb_env_info(env_, &info);
+  const int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(info.me_mapsize));
+  if (rc != 0) {
+    return Status::error(Code::kIo, "cannot allocate " + std::to_string(info.me_mapsize) +
+                                        " bytes for the map: " + std::strerror(rc));
+  }
+  return Status::ok();
 }
 
 }  // namespace trail::ledger::detail

@@ -43,7 +43,9 @@ struct EnvOptions {
   // A view environment (view_store.h): of the fixed tables only projection_state.
   bool views = false;
   // Writable only: commits are not synced (MDB_NOSYNC), and, with write_map, written through
-  // a writable map (MDB_WRITEMAP) rather than pwrite.
+  // a writable map (MDB_WRITEMAP) rather than pwrite. The file's blocks are then allocated for
+  // the whole map (at open and as it grows), so a full disk fails an open or a growth with an
+  // error instead of a write into the map with SIGBUS.
   bool no_sync = false;
   bool write_map = false;
 };
@@ -188,6 +190,9 @@ class Env {
     return out;
   }
   bool views_ = false;
+  bool write_map_ = false;
+  // With write_map: allocates the file's blocks up to the map's size.
+  Status preallocate() const;
   mutable std::shared_mutex resize_mutex_;
   bool read_only_ = false;
 };

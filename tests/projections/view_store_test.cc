@@ -230,6 +230,41 @@ TEST_F(ViewStore, ViewsInTheChainsEnvironmentMoveToTheirOwnAtTheFirstWritableOpe
   EXPECT_EQ(rebuilt_digest(), before);
 }
 
+// Pages are written through a writable map: the file's blocks are allocated for the whole
+// map, at open and as it grows, so a full disk is an error, never SIGBUS in a write.
+class ViewStoreSmallMap : public ViewStore {
+ protected:
+  std::size_t initial_map_bytes() const override { return 256U << 10U; }
+};
+
+TEST_F(ViewStoreSmallMap, TheViewsFileHasBlocksForTheWholeMapAsItGrows) {
+  const auto allocated = [this] {
+    struct stat st {};
+    EXPECT_EQ(::stat((views() / "data.mdb").c_str(), &st), 0);
+    return static_cast<std::size_t>(st.st_blocks) * 512U;
+  };
+  const std::size_t before = ledger_->views_env().map_bytes();
+  EXPECT_GE(allocated(), before);
+  for (int i = 0; i < 40; ++i) {
+    std::vector<ledger::EventDraft> batch;
+    for (int j = 0; j < 20; ++j) {
+      ledger::EventDraft d = make_draft(0);
+      d.kind = Kind::CASE_CREATED;
+      d.subject = random_id();
+      CaseChangeData c;
+      c.case_type = "patient";
+      c.fields.emplace_back("note", std::string(500, 'n'));
+      d.payload = proj::encode_case_change(c);
+      batch.push_back(std::move(d));
+    }
+    append_ok("p", std::move(batch));
+  }
+  const std::size_t after = ledger_->views_env().map_bytes();
+  ASSERT_GT(after, before);  // The map grew...
+  EXPECT_GE(allocated(), after);  // ...and its blocks with it.
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 800U);
+}
+
 TEST_F(ViewStore, AFailedViewsCommitIsCaughtUpBeforeTheAppendIsAnswered) {
   append_cases(5);
   ledger_->inject_view_commit_failures(1);
