@@ -45,6 +45,19 @@ Status write_durably(const fs::path& path, const std::string& text) {
   return Status::ok();
 }
 
+// Deletes the view environment's files (the caller holds the marks lock).
+Status delete_environment(const fs::path& dir) {
+  for (const char* file : {"data.mdb", "lock.mdb"}) {
+    std::error_code ec;
+    fs::remove(dir / file, ec);
+    if (ec) {
+      return Status::error(Code::kIo,
+                           "cannot delete " + (dir / file).string() + ": " + ec.message());
+    }
+  }
+  return Status::ok();
+}
+
 // Holds an exclusive flock on DATA/views/marks.lock, so that checking the marks, deleting the
 // files and leaving a mark happen as one step among processes.
 class MarksLock {
@@ -135,11 +148,13 @@ Result<std::unique_ptr<ViewStore>> ViewStore::open(const fs::path& data_dir,
   if (ec) return Status::error(Code::kIo, "cannot create " + dir.string() + ": " + ec.message());
   TRAIL_ASSIGN_OR_RETURN(MarksLock lock, MarksLock::take(dir));
   bool stale_boot = false;
+  bool other_writer = false;
   for (const Mark& mark : read_marks(dir)) {
     if (mark.boot_id != boot_id || boot_id.empty()) {
       stale_boot = true;
     } else if (process_alive(mark.pid)) {
-      continue;  // A live writer of this boot (or a reused pid: its mark is harmless).
+      other_writer = true;  // A live writer of this boot (or a reused pid: harmless).
+      continue;
     }
     // A writer of this boot that died left every commit in the page cache: its mark goes.
     fs::remove(mark.path, ec);
@@ -148,11 +163,7 @@ Result<std::unique_ptr<ViewStore>> ViewStore::open(const fs::path& data_dir,
     spdlog::warn("the views in {} were being written when the machine stopped: deleting them "
                  "to rebuild them from the chains",
                  dir.string());
-    for (const char* file : {"data.mdb", "lock.mdb"}) {
-      fs::remove(dir / file, ec);
-      if (ec) return Status::error(Code::kIo, "cannot delete " + (dir / file).string() + ": " +
-                                                  ec.message());
-    }
+    TRAIL_TRY(delete_environment(dir));
     store->wiped_ = true;
   }
   // Without a boot id a stop of the machine cannot be told from a clean close: sync commits.
@@ -169,13 +180,25 @@ Result<std::unique_ptr<ViewStore>> ViewStore::open(const fs::path& data_dir,
   env_options.no_sync = no_sync;
   env_options.write_map = options.write_map && no_sync;
   env_options.initial_map_bytes = options.initial_map_bytes;
-  TRAIL_ASSIGN_OR_RETURN(store->env_, Env::open(dir, env_options));
+  auto opened = Env::open(dir, env_options);
+  if (!opened.is_ok() && opened.status().code() == Code::kCorrupt && !other_writer) {
+    // Derived data that LMDB cannot read: rebuilt from the chains rather than left in the way.
+    spdlog::warn("the views in {} do not open ({}): deleting them to rebuild them from the "
+                 "chains",
+                 dir.string(), opened.status().to_string());
+    TRAIL_TRY(delete_environment(dir));
+    TRAIL_TRY(sync_path(dir));
+    store->wiped_ = true;
+    opened = Env::open(dir, env_options);
+  }
+  if (!opened.is_ok()) return opened.status();
+  store->env_ = std::move(*opened);
   return store;
 }
 
 ViewStore::~ViewStore() {
   if (mark_.empty()) return;
-  Status synced = env_->sync();
+  Status synced = env_ ? env_->sync() : Status::ok();  // No environment: nothing written.
   env_.reset();
   if (!synced.is_ok()) {
     spdlog::error("views were not synced at close, so their mark stays (the next open after a "

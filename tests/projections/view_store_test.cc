@@ -171,6 +171,23 @@ TEST_F(ViewStore, AMarkFromAnotherBootMeansTheViewsAreRebuiltFromTheChains) {
   EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 42U);
 }
 
+TEST_F(ViewStore, AViewsFileThatDoesNotOpenIsRebuiltByAWritableOpen) {
+  append_cases(12);
+  const std::string before = digest();
+  ledger_.reset();
+  {
+    std::ofstream file(views() / "data.mdb", std::ios::binary | std::ios::trunc);
+    file << std::string(8192, '\x33');  // Not an LMDB file at all; no mark says why.
+  }
+  auto read_only = open_read_only();
+  ASSERT_FALSE(read_only.is_ok());
+  EXPECT_EQ(read_only.status().code(), Code::kCorrupt);
+  reopen();
+  EXPECT_TRUE(ledger_->views_were_rebuilt());
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 12U);
+  EXPECT_EQ(digest(), before);
+}
+
 TEST_F(ViewStore, AMarkOfADeadProcessOfThisBootKeepsTheViews) {
   append_cases(10);
   const std::string before = digest();
