@@ -1,7 +1,9 @@
 // Projectors: deterministic views kept in step with the ledger. The writer applies every new
-// event to every projector inside the append's own write transaction, so no reader ever sees
-// an event without its projections or the reverse. The ledger knows nothing of what a view
-// means; it hands each projector its own named sub-databases and the event with its plaintext.
+// event to every projector in a write transaction of the view environment (DATA/views), which
+// it commits right after the append's own and before it answers, so no reader ever sees an
+// acknowledged event without its projections, and the views never hold an event the chain
+// does not. The ledger knows nothing of what a view means; it hands each projector its own
+// named sub-databases and the event with its plaintext.
 //
 // Invariants: apply() is a pure function of the view's prior contents and the event: replaying
 //             a chain into empty sub-databases reproduces them byte for byte (rebuild relies on
@@ -86,7 +88,7 @@ class Projector {
 };
 
 // What an append's guard (Ledger::append_async) may read: the views inside the writer's
-// transaction, just before the append is applied, so it sees every earlier append, including
+// views transaction, just before the append is applied, so it sees every earlier append, including
 // those of the same commit. A projector that keeps state back until flush() must answer
 // guards from what it kept back (e.g. CaseProjector::get_in).
 // Thread safety: used on the writer thread, during the guard's call only.

@@ -5,7 +5,7 @@
 // and the break-the-glass grants in force, so that the server can ask "may this user read this
 // protected case now". The server appends a record.read event on every read
 // (make_record_read builds it) and a break_glass.granted event when a user breaks the glass;
-// the view folds each one inside the append's commit.
+// the view folds each one with the append, before it is answered.
 //
 // Semantics:
 //   - Every record.read event is indexed once by reader (its actor) and time, and once per

@@ -1,7 +1,7 @@
 // The case view: current state of every case, its lookups (by owner, type, parent), and its
 // field-level change history ("who changed what, when, how, from which prior value", and the
 // submission that caused it with its form xmlns), kept in step with the ledger by folding each
-// case event (and each form submission, for its xmlns) inside the append's commit.
+// case event (and each form submission, for its xmlns) with the append, before it is answered.
 //
 // Semantics (documented in docs/CASES.md):
 //   - An update, close, index or reassignment of a case that does not exist creates it
