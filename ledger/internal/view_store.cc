@@ -87,6 +87,7 @@ struct Mark {
   fs::path path;
   long pid = 0;
   std::string boot_id;
+  std::string pid_namespace;
 };
 
 std::vector<Mark> read_marks(const fs::path& dir) {
@@ -100,6 +101,7 @@ std::vector<Mark> read_marks(const fs::path& dir) {
     mark.pid = std::strtol(name.c_str() + kMarkPrefix.size(), nullptr, 10);
     std::ifstream in(entry.path());
     std::getline(in, mark.boot_id);
+    std::getline(in, mark.pid_namespace);
     marks.push_back(std::move(mark));
   }
   return marks;
@@ -112,6 +114,12 @@ bool process_alive(long pid) {
 }  // namespace
 
 fs::path views_dir(const fs::path& data_dir) { return data_dir / "views"; }
+
+std::string current_pid_namespace() {
+  std::error_code ec;
+  const fs::path target = fs::read_symlink("/proc/self/ns/pid", ec);
+  return ec ? std::string{} : target.string();
+}
 
 std::string current_boot_id() {
   std::ifstream in("/proc/sys/kernel/random/boot_id");
@@ -149,11 +157,15 @@ Result<std::unique_ptr<ViewStore>> ViewStore::open(const fs::path& data_dir,
   TRAIL_ASSIGN_OR_RETURN(MarksLock lock, MarksLock::take(dir));
   bool stale_boot = false;
   bool other_writer = false;
+  const std::string pid_namespace = current_pid_namespace();
   for (const Mark& mark : read_marks(dir)) {
     if (mark.boot_id != boot_id || boot_id.empty()) {
       stale_boot = true;
-    } else if (process_alive(mark.pid)) {
-      other_writer = true;  // A live writer of this boot (or a reused pid: harmless).
+    } else if (mark.pid_namespace != pid_namespace || pid_namespace.empty() ||
+               process_alive(mark.pid)) {
+      // A live writer of this boot, a reused pid, or a process whose pid means nothing here
+      // (another pid namespace): its mark stays.
+      other_writer = true;
       continue;
     }
     // A writer of this boot that died left every commit in the page cache: its mark goes.
@@ -170,7 +182,7 @@ Result<std::unique_ptr<ViewStore>> ViewStore::open(const fs::path& data_dir,
   const bool no_sync = !boot_id.empty();
   if (no_sync) {
     store->mark_ = dir / (std::string(kMarkPrefix) + std::to_string(::getpid()));
-    TRAIL_TRY(write_durably(store->mark_, boot_id + "\n"));
+    TRAIL_TRY(write_durably(store->mark_, boot_id + "\n" + pid_namespace + "\n"));
     TRAIL_TRY(sync_path(dir));
   }
   if (stale_boot) TRAIL_TRY(sync_path(dir));  // The deletions, before anything is rewritten.

@@ -12,7 +12,8 @@
 //     at most one commit behind the chain; the catch-up at the next writable open replays it.
 //   - The machine stops (power, kernel): commits that were not yet written back may be lost in
 //     any order, so the environment may be corrupt. Each writable open leaves a mark,
-//     DATA/views/writer.<pid>, holding the kernel's boot id, and removes it after a final sync
+//     DATA/views/writer.<pid>, holding the kernel's boot id (and the pid namespace), and
+//     removes it after a final sync
 //     at a clean close. A writable open that finds a mark from another boot deletes the view
 //     files and starts from empty views, which the catch-up refills from the chain.
 //
@@ -36,6 +37,9 @@ std::filesystem::path views_dir(const std::filesystem::path& data_dir);
 
 // The running kernel's boot id (empty when the system does not tell).
 std::string current_boot_id();
+// This process's pid namespace, as /proc/self/ns/pid names it (empty when unknown): a mark's
+// pid is only checked for life within the namespace that wrote it.
+std::string current_pid_namespace();
 
 class ViewStore {
  public:

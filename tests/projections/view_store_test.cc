@@ -66,9 +66,11 @@ class ViewStore : public LedgerTest {
     return out;
   }
 
-  void write_mark(long pid, const std::string& boot_id) const {
+  void write_mark(long pid, const std::string& boot_id,
+                  const std::string& pid_namespace = ledger::detail::current_pid_namespace())
+      const {
     std::ofstream out(views() / ("writer." + std::to_string(pid)));
-    out << boot_id << '\n';
+    out << boot_id << '\n' << pid_namespace << '\n';
   }
 
   Result<std::unique_ptr<ledger::Ledger>> open_read_only() const {
@@ -129,9 +131,13 @@ TEST_F(ViewStore, AnOpenLedgerLeavesItsMarkAndACleanCloseRemovesIt) {
   ASSERT_EQ(marks(), std::vector<std::string>{mark});
   std::ifstream in(views() / mark);
   std::string boot_id;
+  std::string pid_namespace;
   std::getline(in, boot_id);
+  std::getline(in, pid_namespace);
   EXPECT_EQ(boot_id, ledger::detail::current_boot_id());
   EXPECT_FALSE(boot_id.empty());
+  EXPECT_EQ(pid_namespace, ledger::detail::current_pid_namespace());
+  EXPECT_FALSE(pid_namespace.empty());
   EXPECT_EQ(fs::status(views() / mark).permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::owner_write);
   ledger_.reset();
@@ -202,6 +208,13 @@ TEST_F(ViewStore, AMarkOfADeadProcessOfThisBootKeepsTheViews) {
   EXPECT_FALSE(ledger_->views_were_rebuilt());
   EXPECT_EQ(marks(), std::vector<std::string>{"writer." + std::to_string(::getpid())});
   EXPECT_EQ(digest(), before);
+  // The same pid written from another pid namespace may be a live process there: its mark
+  // stays, so a later stop of the machine is still seen.
+  ledger_.reset();
+  write_mark(child, ledger::detail::current_boot_id(), "pid:[1]");
+  reopen();
+  EXPECT_FALSE(ledger_->views_were_rebuilt());
+  EXPECT_EQ(marks().size(), 2U);
 }
 
 TEST_F(ViewStore, ViewsInTheChainsEnvironmentMoveToTheirOwnAtTheFirstWritableOpen) {
