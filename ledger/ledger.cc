@@ -575,31 +575,34 @@ Result<Digest> Ledger::projection_digest() const {
 
 Status Ledger::drop_views_from_chain_env() {
   auto work = [this]() -> Status {
-    std::vector<std::string> names;
-    for (const auto& binding : bindings_) {
-      for (auto& name : binding.projector->tables()) names.push_back(std::move(name));
-      for (auto& name : binding.projector->retired_tables()) names.push_back(std::move(name));
-    }
+    // What is there to move, looked up in a read transaction: most opens find nothing and
+    // then take no write lock on the chain.
+    std::vector<std::string> present;
     bool had_state = false;
     {
       TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_read());
+      for (const auto& binding : bindings_) {
+        auto names = binding.projector->tables();
+        for (auto& name : binding.projector->retired_tables()) names.push_back(std::move(name));
+        for (auto& name : names) {
+          MDB_dbi dbi = 0;
+          if (mdb_dbi_open(txn.raw(), name.c_str(), 0U, &dbi) == MDB_SUCCESS) {
+            present.push_back(std::move(name));
+          }
+        }
+      }
       auto cursor = txn.cursor(Table::kProjectionState);
       TRAIL_ASSIGN_OR_RETURN(had_state, cursor.first());
     }
-    std::size_t dropped = 0;
+    if (present.empty() && !had_state) return Status::ok();
     for (;;) {
       TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
-      dropped = 0;
       Status status = Status::ok();
-      for (const auto& name : names) {
-        auto was_there = txn.drop_named(name);
-        if (!was_there.is_ok()) {
-          status = was_there.status();
-          break;
-        }
-        dropped += *was_there ? 1U : 0U;
+      for (const auto& name : present) {
+        if (!status.is_ok()) break;
+        auto dropped = txn.drop_named(name);
+        if (!dropped.is_ok()) status = dropped.status();
       }
-      if (status.is_ok() && dropped == 0 && !had_state) return Status::ok();  // Nothing to move.
       if (status.is_ok() && had_state) status = txn.clear(env_->dbi(Table::kProjectionState));
       if (status.is_ok()) status = txn.commit();
       if (status.code() != Code::kBusy) {
@@ -610,7 +613,8 @@ Status Ledger::drop_views_from_chain_env() {
       TRAIL_TRY(env_->grow_map());
     }
     spdlog::info("views moved to their own environment: {} sub-databases deleted from the "
-                 "chain's", dropped);
+                 "chain's",
+                 present.size());
     return Status::ok();
   };
   return writer_->run_exclusive(work).get();

@@ -9,6 +9,7 @@
 #include "ledger/internal/lmdb_env.h"
 #include "projections/case_projector.h"
 #include "tests/support/ledger_fixture.h"
+#include "tests/support/lmdb_tables.h"
 
 namespace trail::testing {
 namespace {
@@ -278,15 +279,6 @@ TEST_F(Rebuild, ViewsBehindByDifferentAmountsEachFoldEveryMissingEventOnce) {
     EXPECT_EQ(*ledger_->projection_seq(*view_, project), size);
   }
   expect_views_match_a_rebuild();  // The case view caught up alongside the counters.
-}
-
-bool has_table(const ledger::detail::Env& env, const std::string& name) {
-  MDB_txn* txn = nullptr;
-  if (mdb_txn_begin(env.raw(), nullptr, MDB_RDONLY, &txn) != MDB_SUCCESS) return false;
-  MDB_dbi dbi = 0;
-  const int rc = mdb_dbi_open(txn, name.c_str(), 0U, &dbi);
-  mdb_txn_abort(txn);
-  return rc == MDB_SUCCESS;
 }
 
 // A directory written before the case view's layout change (view "case", sub-databases

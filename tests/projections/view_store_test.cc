@@ -18,6 +18,7 @@
 #include "ledger/internal/view_store.h"
 #include "projections/case_projector.h"
 #include "tests/support/ledger_fixture.h"
+#include "tests/support/lmdb_tables.h"
 
 namespace trail::testing {
 namespace {
@@ -85,15 +86,6 @@ class ViewStore : public LedgerTest {
   std::shared_ptr<proj::CaseProjector> view_ = std::make_shared<proj::CaseProjector>();
   std::vector<EventId> cases_{random_id(), random_id(), random_id()};
 };
-
-bool has_table(const ledger::detail::Env& env, const std::string& name) {
-  MDB_txn* txn = nullptr;
-  if (mdb_txn_begin(env.raw(), nullptr, MDB_RDONLY, &txn) != MDB_SUCCESS) return false;
-  MDB_dbi dbi = 0;
-  const int rc = mdb_dbi_open(txn, name.c_str(), 0U, &dbi);
-  mdb_txn_abort(txn);
-  return rc == MDB_SUCCESS;
-}
 
 // Copies every entry of `tables` from one environment to another.
 void copy_tables(ledger::detail::Env& from, ledger::detail::Env& to,
