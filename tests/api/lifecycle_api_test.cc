@@ -1,7 +1,11 @@
 // traild as a process: limits with clear errors, graceful shutdown that loses no acknowledged
 // event, TLS with a self-signed certificate made by scripts/make-dev-cert.sh, and refusing
 // plain HTTP off loopback.
+#include <signal.h>
+
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "tests/api/api_fixture.h"
@@ -66,6 +70,45 @@ TEST_F(ApiTest, SigtermFinishesInFlightAppendsAndLosesNoAcknowledgedEvent) {
   auto verify = trailctl({"verify"});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   start();  // For TearDown.
+}
+
+// The views are committed unsynced (docs/FORMAT.md §4.1). A traild killed while the machine
+// stops leaves its mark in DATA/views from an earlier boot: the next traild rebuilds the views
+// from the chains before it listens, and answers as before.
+TEST_F(ApiTest, AfterAMachineStopTheViewsAreRebuiltBeforeTraildListens) {
+  auto sup = login("sup");
+  ASSERT_NE(sup, nullptr);
+  const std::string c = uuid();
+  json::array batch{case_event(uuid(), "case.created", c, ids_["sup"], {{"hh_size", "5"}}),
+                    case_event(uuid(), "case.updated", c, "", {{"hh_size", "6"}})};
+  ASSERT_EQ(sup->post_json("/v1/projects/clinic-a/events", json::object{{"events", batch}}).status,
+            201U);
+  const std::string before = sup->get("/v1/projects/clinic-a/cases/" + c).body;
+  ASSERT_NE(before.find("\"hh_size\":\"6\""), std::string::npos) << before;
+
+  const pid_t killed = server_->pid();
+  server_->signal(SIGKILL);
+  server_->wait();
+  const std::filesystem::path mark =
+      std::filesystem::path(data_dir()) / "views" / ("writer." + std::to_string(killed));
+  ASSERT_TRUE(std::filesystem::exists(mark));
+  {
+    std::ifstream in(mark);
+    std::string boot_id;
+    std::string pid_namespace;
+    std::getline(in, boot_id);
+    std::getline(in, pid_namespace);
+    in.close();
+    std::ofstream out(mark, std::ios::trunc);  // As if the machine had restarted since.
+    out << "00000000-0000-0000-0000-000000000000\n" << pid_namespace << '\n';
+  }
+  start();
+  EXPECT_NE(server_->err().find("were being written when the machine stopped"), std::string::npos)
+      << server_->err();
+  EXPECT_FALSE(std::filesystem::exists(mark));
+  sup = login("sup");  // Sessions are views too: they came back with the rebuild.
+  ASSERT_NE(sup, nullptr);
+  EXPECT_EQ(sup->get("/v1/projects/clinic-a/cases/" + c).body, before);
 }
 
 TEST_F(ApiTest, PlainHttpOffLoopbackIsRefused) {
