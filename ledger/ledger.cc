@@ -121,9 +121,6 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
         *ledger->env_, *ledger->views_env_, ledger->keys_, bindings,
         [self](std::uint32_t key_id) { return self->data_key_by_id(key_id); }, options.on_commit,
         tree);
-    if (ledger->views_->wiped()) {
-      spdlog::warn("rebuilding every view of {} from its chains", options.data_dir.string());
-    }
     if (options.catch_up_views && !bindings.empty()) {
       TRAIL_TRY(ledger->catch_up_views());
       TRAIL_TRY(ledger->drop_views_from_chain_env());

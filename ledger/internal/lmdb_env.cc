@@ -109,6 +109,11 @@ WriteTxn::WriteTxn(WriteTxn&& other) noexcept : env_{other.env_}, txn_{other.txn
 
 WriteTxn::~WriteTxn() { abort(); }
 
+Status WriteTxn::status_of(int rc, const std::string& what) const {
+  if (rc == MDB_MAP_FULL) env_->found_full_.store(true, std::memory_order_relaxed);
+  return lmdb_status(rc, what);
+}
+
 Result<std::optional<ByteView>> WriteTxn::get(Table table, ByteView key) const {
   TRAIL_ASSERT(txn_ != nullptr);
   return get_in(txn_, env_->dbi(table), key);
@@ -129,7 +134,7 @@ Status WriteTxn::put(MDB_dbi dbi, ByteView key, ByteView value, bool no_overwrit
   MDB_val v = val_of(value);
   const int rc = mdb_put(txn_, dbi, &k, &v, no_overwrite ? MDB_NOOVERWRITE : 0U);
   if (rc == MDB_SUCCESS) return Status::ok();
-  return lmdb_status(rc, "put");
+  return status_of(rc, "put");
 }
 
 Status WriteTxn::erase(MDB_dbi dbi, ByteView key) {
@@ -137,7 +142,7 @@ Status WriteTxn::erase(MDB_dbi dbi, ByteView key) {
   MDB_val k = val_of(key);
   const int rc = mdb_del(txn_, dbi, &k, nullptr);
   if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND) return Status::ok();
-  return lmdb_status(rc, "delete");
+  return status_of(rc, "delete");
 }
 
 Result<bool> WriteTxn::drop_named(const std::string& name) {
@@ -145,13 +150,13 @@ Result<bool> WriteTxn::drop_named(const std::string& name) {
   const int rc = mdb_dbi_open(txn_, name.c_str(), 0U, &dbi);
   if (rc == MDB_NOTFOUND) return false;
   TRAIL_TRY(lmdb_status(rc, "open sub-database " + name));
-  TRAIL_TRY(lmdb_status(mdb_drop(txn_, dbi, 1), "drop sub-database " + name));
+  TRAIL_TRY(status_of(mdb_drop(txn_, dbi, 1), "drop sub-database " + name));
   return true;
 }
 
 Status WriteTxn::clear(MDB_dbi dbi) {
   TRAIL_ASSERT(txn_ != nullptr);
-  return lmdb_status(mdb_drop(txn_, dbi, 0), "clear");
+  return status_of(mdb_drop(txn_, dbi, 0), "clear");
 }
 
 Result<std::optional<ByteView>> WriteTxn::insert(Table table, ByteView key, ByteView value) {
@@ -161,7 +166,7 @@ Result<std::optional<ByteView>> WriteTxn::insert(Table table, ByteView key, Byte
   const int rc = mdb_put(txn_, env_->dbi(table), &k, &v, MDB_NOOVERWRITE);
   if (rc == MDB_SUCCESS) return std::optional<ByteView>{};
   if (rc == MDB_KEYEXIST) return std::optional<ByteView>{view_of(v)};  // LMDB returns it.
-  return lmdb_status(rc, std::string("insert into ") + table_name(table));
+  return status_of(rc, std::string("insert into ") + table_name(table));
 }
 
 Result<std::uint8_t*> WriteTxn::reserve(Table table, ByteView key, std::size_t size) {
@@ -169,7 +174,7 @@ Result<std::uint8_t*> WriteTxn::reserve(Table table, ByteView key, std::size_t s
   MDB_val k = val_of(key);
   MDB_val v{size, nullptr};
   const int rc = mdb_put(txn_, env_->dbi(table), &k, &v, MDB_RESERVE | MDB_NOOVERWRITE);
-  if (rc != MDB_SUCCESS) return lmdb_status(rc, std::string("reserve in ") + table_name(table));
+  if (rc != MDB_SUCCESS) return status_of(rc, std::string("reserve in ") + table_name(table));
   TRAIL_ASSERT(v.mv_size == size);
   return static_cast<std::uint8_t*>(v.mv_data);
 }
@@ -179,7 +184,7 @@ Status WriteTxn::del(Table table, ByteView key) {
   MDB_val k = val_of(key);
   const int rc = mdb_del(txn_, env_->dbi(table), &k, nullptr);
   if (rc == MDB_SUCCESS) return Status::ok();
-  return lmdb_status(rc, std::string("delete from ") + table_name(table));
+  return status_of(rc, std::string("delete from ") + table_name(table));
 }
 
 Cursor WriteTxn::cursor(Table table) const { return Cursor{txn_, env_->dbi(table)}; }
@@ -188,7 +193,7 @@ Status WriteTxn::commit() {
   TRAIL_ASSERT(txn_ != nullptr);
   MDB_txn* txn = txn_;
   txn_ = nullptr;  // LMDB frees the transaction whether or not the commit succeeds.
-  return lmdb_status(mdb_txn_commit(txn), "commit");
+  return status_of(mdb_txn_commit(txn), "commit");
 }
 
 void WriteTxn::abort() {
@@ -213,7 +218,6 @@ Result<std::unique_ptr<Env>> Env::open(const fs::path& dir, const EnvOptions& op
   }
   std::unique_ptr<Env> env{new Env()};
   env->read_only_ = options.read_only;
-  env->views_ = options.views;
   env->write_map_ = options.write_map && !options.read_only;
   TRAIL_TRY(lmdb_status(mdb_env_create(&env->env_), "mdb_env_create"));
   TRAIL_TRY(lmdb_status(mdb_env_set_maxdbs(env->env_, 128), "mdb_env_set_maxdbs"));
@@ -321,6 +325,7 @@ Status Env::grow_map() {
     (void)mdb_env_set_mapsize(env_, current);  // No map beyond the allocated blocks.
     return allocated;
   }
+  found_full_.store(false, std::memory_order_relaxed);
   return Status::ok();
 }
 

@@ -13,6 +13,7 @@
 #include <lmdb.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -142,6 +143,8 @@ class WriteTxn {
  private:
   friend class Env;
   WriteTxn(const Env* env, MDB_txn* txn) : env_{env}, txn_{txn} {}
+  // lmdb_status(), noting a full map on the environment.
+  Status status_of(int rc, const std::string& what) const;
   const Env* env_;
   MDB_txn* txn_;
 };
@@ -174,7 +177,9 @@ class Env {
   }
   // Flushes every commit to disk (for an environment whose commits are not synced).
   Status sync();
-  bool is_views() const { return views_; }
+  // Whether a write transaction of this environment found the map full since it last grew
+  // (so a writer holding transactions in two environments grows the one that needs it).
+  bool found_full() const { return found_full_.load(std::memory_order_relaxed); }
   MDB_env* raw() const { return env_; }
 
  private:
@@ -189,8 +194,9 @@ class Env {
     out.fill(value);
     return out;
   }
-  bool views_ = false;
   bool write_map_ = false;
+  mutable std::atomic<bool> found_full_{false};  // Set by WriteTxn on MDB_MAP_FULL.
+  friend class WriteTxn;
   // With write_map: allocates the file's blocks up to the map's size.
   Status preallocate() const;
   mutable std::shared_mutex resize_mutex_;

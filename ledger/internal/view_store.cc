@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 #include <vector>
 
 namespace trail::ledger::detail {
@@ -183,9 +182,9 @@ Result<std::unique_ptr<ViewStore>> ViewStore::open(const fs::path& data_dir,
   if (no_sync) {
     store->mark_ = dir / (std::string(kMarkPrefix) + std::to_string(::getpid()));
     TRAIL_TRY(write_durably(store->mark_, boot_id + "\n" + pid_namespace + "\n"));
-    TRAIL_TRY(sync_path(dir));
   }
-  if (stale_boot) TRAIL_TRY(sync_path(dir));  // The deletions, before anything is rewritten.
+  // The mark, and the deletions, durable before anything is written.
+  if (no_sync || stale_boot) TRAIL_TRY(sync_path(dir));
   EnvOptions env_options;
   env_options.create = true;
   env_options.views = true;

@@ -352,18 +352,20 @@ void Writer::process(std::vector<Job>& jobs) {
     tree_sizes_.clear();  // What the abandoned transaction wrote is gone.
     tree_edges_.clear();
     checkpoint_sizes_.clear();
-    if (status.code() == Code::kBusy) {  // MDB_MAP_FULL in either: grow both and redo the drain.
-      const std::size_t before = env_.map_bytes();
-      const std::size_t views_before = views_env_.map_bytes();
-      Status grown = env_.grow_map();
-      if (grown.is_ok()) grown = views_env_.grow_map();
-      if (!grown.is_ok()) {
-        status = grown;
-      } else {
-        spdlog::info("ledger map grown from {} to {} bytes, views map from {} to {}", before,
-                     env_.map_bytes(), views_before, views_env_.map_bytes());
-        continue;
+    if (status.code() == Code::kBusy) {  // MDB_MAP_FULL: grow that map and redo the drain.
+      const bool chain_full = env_.found_full() || !views_env_.found_full();
+      Status grown = Status::ok();
+      for (Env* env : {&env_, &views_env_}) {
+        if (!grown.is_ok() || (env == &env_ ? !chain_full : !env->found_full())) continue;
+        const std::size_t before = env->map_bytes();
+        grown = env->grow_map();
+        if (grown.is_ok()) {
+          spdlog::info("{} map grown from {} to {} bytes", env == &env_ ? "ledger" : "views",
+                       before, env->map_bytes());
+        }
       }
+      if (grown.is_ok()) continue;
+      status = grown;
     }
     spdlog::critical("ledger commit failed, refusing further appends: {}", status.to_string());
     {

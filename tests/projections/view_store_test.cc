@@ -287,6 +287,18 @@ TEST_F(ViewStoreSmallMap, TheViewsFileHasBlocksForTheWholeMapAsItGrows) {
   EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 800U);
 }
 
+// The writer holds a transaction in each environment: a full map grows that map only, so the
+// views' file does not double its allocated blocks whenever the chain's map grows.
+TEST_F(ViewStoreSmallMap, OnlyTheMapThatIsFullGrows) {
+  const std::size_t chain_before = ledger_->env().map_bytes();
+  const std::size_t views_before = ledger_->views_env().map_bytes();
+  // Payloads no view folds (not case changes): the chain grows, the views hardly at all.
+  for (int i = 0; i < 10; ++i) append_ok("p", make_drafts(20, 4000));
+  EXPECT_GT(ledger_->env().map_bytes(), chain_before);
+  EXPECT_EQ(ledger_->views_env().map_bytes(), views_before);
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 200U);
+}
+
 TEST_F(ViewStore, AFailedViewsCommitIsCaughtUpBeforeTheAppendIsAnswered) {
   append_cases(5);
   ledger_->inject_view_commit_failures(1);
