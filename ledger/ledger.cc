@@ -73,7 +73,6 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
     detail::ViewStore::Options view_options;
     view_options.read_only = read_only;
     view_options.initial_map_bytes = options.initial_map_bytes;
-    view_options.write_map = options.views_write_map;
     TRAIL_ASSIGN_OR_RETURN(ledger->views_, detail::ViewStore::open(options.data_dir, view_options));
   }
   ledger->views_env_ = ledger->views_ ? &ledger->views_->env() : ledger->env_.get();

@@ -48,8 +48,6 @@ struct LedgerOptions {
   // Views folded by the writer with every append, before it is answered; their sub-databases
   // are opened with the ledger, in the view environment DATA/views (view_store.h).
   std::vector<std::shared_ptr<Projector>> projectors;
-  // Writable: the view environment writes through a writable map rather than pwrite.
-  bool views_write_map = true;
   // Writable only: a view behind its chain at open (registered since, or renamed because its
   // layout changed) catches up before open() returns, in commits of at most 100,000 events,
   // so no read sees it partial (a view that applied nothing yet starts from empty tables);

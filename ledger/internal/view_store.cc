@@ -189,7 +189,7 @@ Result<std::unique_ptr<ViewStore>> ViewStore::open(const fs::path& data_dir,
   env_options.create = true;
   env_options.views = true;
   env_options.no_sync = no_sync;
-  env_options.write_map = options.write_map && no_sync;
+  env_options.write_map = no_sync;  // Pages through the map, not pwrite (docs/PERFORMANCE.md).
   env_options.initial_map_bytes = options.initial_map_bytes;
   auto opened = Env::open(dir, env_options);
   if (!opened.is_ok() && opened.status().code() == Code::kCorrupt && !other_writer) {

@@ -46,8 +46,6 @@ class ViewStore {
   struct Options {
     std::size_t initial_map_bytes = kInitialMapBytesDefault;
     bool read_only = false;
-    // Writable: write pages through a writable map instead of pwrite (MDB_WRITEMAP).
-    bool write_map = true;
   };
 
   // Writable: creates DATA/views when missing; deletes its files first when a writer's mark
