@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ledger/internal/event_id_index.h"
 #include "ledger/internal/layout.h"
 #include "ledger/internal/lmdb_env.h"
 #include "ledger/internal/projection_tables.h"
@@ -77,9 +78,18 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
   }
   ledger->views_env_ = ledger->views_ ? &ledger->views_->env() : ledger->env_.get();
   std::vector<detail::ProjectorBinding> bindings;
+  ledger->id_index_ = std::make_unique<detail::EventIdIndex>();
+  std::vector<Projector*> views{ledger->id_index_.get()};
   for (const auto& projector : options.projectors) {
     TRAIL_ASSERT(projector != nullptr);
-    detail::ProjectorBinding binding{projector.get(), {}};
+    if (projector->name() == detail::kEventIdIndexName) {
+      return Status::error(Code::kInvalid, "a view may not be named " +
+                                               std::string(detail::kEventIdIndexName));
+    }
+    views.push_back(projector.get());
+  }
+  for (Projector* projector : views) {
+    detail::ProjectorBinding binding{projector, {}};
     for (const auto& table : projector->tables()) {
       auto dbi = ledger->views_env_->open_named(table);
       // Read-only, a table a newer build added is simply empty: the directory has not been
@@ -117,10 +127,11 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
   if (!read_only) {
     Ledger* self = ledger.get();
     ledger->writer_ = std::make_unique<detail::Writer>(
-        *ledger->env_, *ledger->views_env_, ledger->keys_, bindings,
+        *ledger->env_, *ledger->views_env_, ledger->keys_, bindings.front(),
+        std::vector<detail::ProjectorBinding>(bindings.begin() + 1, bindings.end()),
         [self](std::uint32_t key_id) { return self->data_key_by_id(key_id); }, options.on_commit,
         tree);
-    if (options.catch_up_views && !bindings.empty()) {
+    if (options.catch_up_views) {
       TRAIL_TRY(ledger->catch_up_views());
       TRAIL_TRY(ledger->drop_views_from_chain_env());
     }

@@ -236,6 +236,8 @@ class Ledger {
   detail::Env* views_env_ = nullptr;
   std::shared_ptr<const KeyRing> keys_;
   std::vector<std::shared_ptr<Projector>> projectors_;
+  std::unique_ptr<Projector> id_index_;  // detail::EventIdIndex.
+  // Every view: the id index first, then projectors_ in order.
   std::vector<detail::ProjectorBinding> bindings_;
   std::unique_ptr<detail::Writer> writer_;
   bool has_trees_ = false;

@@ -62,6 +62,7 @@ struct AppendedEvent {
   const EventDraft* draft = nullptr;  // Header fields and plaintext payload.
   const DataKey* key = nullptr;       // The project's data key, to seal what the view stores.
   const EventLoader* load = nullptr;  // Earlier events of the project (e.g. to re-fold a case).
+  const DataKey* payload_key = nullptr;  // The key that sealed this event (null: `key`).
 };
 
 class Projector {

@@ -14,7 +14,6 @@ const char* table_name(Table table) {
   switch (table) {
     case Table::kMeta: return "meta";
     case Table::kEvents: return "events";
-    case Table::kEventIds: return "event_ids";
     case Table::kHeads: return "heads";
     case Table::kKeys: return "keys";
     case Table::kProjectKeys: return "project_keys";
@@ -159,14 +158,14 @@ Status WriteTxn::clear(MDB_dbi dbi) {
   return status_of(mdb_drop(txn_, dbi, 0), "clear");
 }
 
-Result<std::optional<ByteView>> WriteTxn::insert(Table table, ByteView key, ByteView value) {
+Result<std::optional<ByteView>> WriteTxn::insert(MDB_dbi dbi, ByteView key, ByteView value) {
   TRAIL_ASSERT(txn_ != nullptr);
   MDB_val k = val_of(key);
   MDB_val v = val_of(value);
-  const int rc = mdb_put(txn_, env_->dbi(table), &k, &v, MDB_NOOVERWRITE);
+  const int rc = mdb_put(txn_, dbi, &k, &v, MDB_NOOVERWRITE);
   if (rc == MDB_SUCCESS) return std::optional<ByteView>{};
   if (rc == MDB_KEYEXIST) return std::optional<ByteView>{view_of(v)};  // LMDB returns it.
-  return status_of(rc, std::string("insert into ") + table_name(table));
+  return status_of(rc, "insert");
 }
 
 Result<std::uint8_t*> WriteTxn::reserve(Table table, ByteView key, std::size_t size) {

@@ -28,10 +28,9 @@
 namespace trail::ledger::detail {
 
 // The sub-databases. docs/FORMAT.md gives each one's key and value layout.
-enum class Table : std::uint8_t {
-  kMeta, kEvents, kEventIds, kHeads, kKeys, kProjectKeys, kProjectionState
-};
-inline constexpr std::size_t kTableCount = 7;
+// (The idempotency index, event_ids, lives in the view environment: event_id_index.h.)
+enum class Table : std::uint8_t { kMeta, kEvents, kHeads, kKeys, kProjectKeys, kProjectionState };
+inline constexpr std::size_t kTableCount = 6;
 const char* table_name(Table table);
 
 inline constexpr std::size_t kInitialMapBytesDefault = 64U << 20U;
@@ -128,7 +127,7 @@ class WriteTxn {
   Cursor cursor(MDB_dbi dbi) const { return Cursor{txn_, dbi}; }
   // Puts `value` unless `key` is present. Returns nothing when it was put, else the present
   // value (valid until the next write). Errors as put().
-  Result<std::optional<ByteView>> insert(Table table, ByteView key, ByteView value);
+  Result<std::optional<ByteView>> insert(MDB_dbi dbi, ByteView key, ByteView value);
   // Reserves `size` bytes for `key` and returns where to write them (valid until the next
   // write in this transaction). Errors as put().
   Result<std::uint8_t*> reserve(Table table, ByteView key, std::size_t size);

@@ -76,16 +76,22 @@ struct Writer::Completion {
   std::vector<std::variant<std::vector<Receipt>, std::uint32_t, Status>> results;
 };
 
-Writer::Writer(Env& env, Env& views, std::shared_ptr<const KeyRing> keys,
+Writer::Writer(Env& env, Env& views, std::shared_ptr<const KeyRing> keys, ProjectorBinding ids,
                std::vector<ProjectorBinding> projectors, KeyLookup key_lookup, CommitHook on_commit,
                TreeOptions tree)
     : env_{env},
       views_env_{views},
       keys_{std::move(keys)},
+      ids_{std::move(ids)},
       projectors_{std::move(projectors)},
       key_lookup_{std::move(key_lookup)},
       on_commit_{std::move(on_commit)},
       tree_{std::move(tree)},
+      kept_up_{[this] {
+        std::vector<ProjectorBinding> all{ids_};
+        all.insert(all.end(), projectors_.begin(), projectors_.end());
+        return all;
+      }()},
       completion_thread_{[this] { complete(); }},
       thread_{[this] { run(); }} {}
 
@@ -391,7 +397,7 @@ Status Writer::recover_views(const std::vector<Job>& jobs, const Drain& drain, S
         if (append != nullptr && append->project == project) key = append->key.get();
       }
       TRAIL_ASSERT(key != nullptr);
-      for (const auto& binding : projectors_) {
+      for (const auto& binding : kept_up_) {
         if (!failure.is_ok()) break;
         auto applied = applied_seq(views, binding.projector->name(), project);
         failure = applied.is_ok() ? replay(txn, views, project, *applied,
@@ -432,7 +438,7 @@ Status Writer::apply_all(WriteTxn& txn, WriteTxn& views, std::vector<Job>& jobs,
     // commit rather than once per job.
     std::uint8_t last[8];
     put_u64_be(last, head.seq);
-    for (const auto& binding : projectors_) {
+    for (const auto& binding : kept_up_) {
       TRAIL_TRY(views.put(Table::kProjectionState,
                           as_bytes(projection_state_key(binding.projector->name(), project)),
                           last));
@@ -448,11 +454,12 @@ Status Writer::apply_append(WriteTxn& txn, WriteTxn& views, AppendJob& job, Drai
   TRAIL_ASSERT(!job.events.empty());
   TRAIL_ASSERT(job.events.size() <= kBatchEventsMax);
   TRAIL_ASSIGN_OR_RETURN(HeadRecord* head, drain.head(txn, job.project));
-  if (!projectors_.empty() && std::find(drain.views_checked.begin(), drain.views_checked.end(),
-                                        job.project) == drain.views_checked.end()) {
-    // Pair check: every view must have folded the whole chain before it folds more. A view
-    // registered late (or emptied) catches up from the stored events here.
-    for (const auto& binding : projectors_) {
+  if (std::find(drain.views_checked.begin(), drain.views_checked.end(), job.project) ==
+      drain.views_checked.end()) {
+    // Pair check: every view must have folded the whole chain before it folds more, and the
+    // id index must hold every stored id before ids are checked. A view registered late (or
+    // emptied, or left a commit behind by a process that died) catches up here.
+    for (const auto& binding : kept_up_) {
       TRAIL_ASSIGN_OR_RETURN(std::uint64_t applied,
                              applied_seq(views, binding.projector->name(), job.project));
       if (applied > head->seq) {
@@ -503,9 +510,9 @@ Status Writer::apply_append(WriteTxn& txn, WriteTxn& views, AppendJob& job, Drai
       put_u64_be(id_value, next_seq);
       std::memcpy(id_value + 8, ev.body_mac.data(), 32);
       TRAIL_ASSIGN_OR_RETURN(auto present,
-                             txn.insert(Table::kEventIds,
-                                        as_bytes(event_id_key(job.project, ev.header.event_id)),
-                                        id_value));
+                             views.insert(ids_.dbis.front(),
+                                          as_bytes(event_id_key(job.project, ev.header.event_id)),
+                                          id_value));
       if (!present) {
         seq[i] = next_seq++;
         claimed.push_back(i);
@@ -525,8 +532,8 @@ Status Writer::apply_append(WriteTxn& txn, WriteTxn& views, AppendJob& job, Drai
                  std::to_string(stored_seq) + ")";
     }
     for (const std::size_t c : claimed) {
-      TRAIL_TRY(txn.del(Table::kEventIds,
-                        as_bytes(event_id_key(job.project, job.events[c].header.event_id))));
+      TRAIL_TRY(views.erase(ids_.dbis.front(),
+                            as_bytes(event_id_key(job.project, job.events[c].header.event_id))));
     }
     drain.results[index] = Status::error(Code::kConflict, std::move(conflict));
     return Status::ok();
@@ -594,7 +601,7 @@ Status Writer::apply_append(WriteTxn& txn, WriteTxn& views, AppendJob& job, Drai
     if (tree_.enabled) TRAIL_TRY(merkle::append_with(seq[i] - 1, hash, tree_get, tree_put));
     if (!projectors_.empty()) {
       const AppendedEvent appended{job.project, seq[i], server_time, &ev.header,
-                                   job.key.get(), &loader};
+                                   job.key.get(), &loader, job.key.get()};
       for (auto& binding : projectors_) {
         WriteProjectionTables tables{views, binding.dbis};
         TRAIL_TRY(binding.projector->apply(tables, appended));

@@ -83,12 +83,13 @@ using CommitHook = std::function<void(std::size_t events, std::uint64_t commit_u
 
 class Writer {
  public:
-  // Every new event is applied to every projector in `projectors` inside its commit.
-  // Views found behind their chain are first brought up to date from the stored events,
-  // whose payloads `key_lookup` opens.
+  // Every new event is applied to every projector in `projectors` inside its commit, and its
+  // id claimed in the idempotency index `ids` (event_id_index.h; its projector only replays).
+  // Views found behind their chain, the index among them, are first brought up to date from
+  // the stored events, whose payloads `key_lookup` opens.
   // `on_commit` (optional) hears of every successful commit: events in it and how long the
   // commit itself (the fsync) took; it runs on the writer thread and must be quick.
-  Writer(Env& env, Env& views, std::shared_ptr<const KeyRing> keys,
+  Writer(Env& env, Env& views, std::shared_ptr<const KeyRing> keys, ProjectorBinding ids,
          std::vector<ProjectorBinding> projectors,
          KeyLookup key_lookup, CommitHook on_commit = {}, TreeOptions tree = {});
   ~Writer();  // Commits what is queued, then stops.
@@ -148,10 +149,12 @@ class Writer {
   Env& env_;
   Env& views_env_;
   std::shared_ptr<const KeyRing> keys_;
+  ProjectorBinding ids_;
   std::vector<ProjectorBinding> projectors_;
   KeyLookup key_lookup_;
   CommitHook on_commit_;
   TreeOptions tree_;
+  std::vector<ProjectorBinding> kept_up_;  // Every view the writer keeps up: ids_, projectors_.
   // Writer thread only; what committed transactions left (cleared when one is abandoned).
   std::unordered_map<std::string, std::uint64_t> tree_sizes_;
   std::unordered_map<std::string, std::uint64_t> checkpoint_sizes_;

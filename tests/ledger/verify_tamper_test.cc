@@ -174,10 +174,11 @@ class VerifyTamper : public LedgerTest {
     });
   }
 
-  // Reopens with or without keys and verifies; `report` receives the outcome.
+  // Reopens read-only with or without keys, as `trailctl verify` does, and verifies; `report`
+  // receives the outcome.
   void verify_store(bool with_keys, const ledger::VerifyOptions& options,
                     ledger::VerifyReport& report) {
-    ASSERT_NO_FATAL_FAILURE(reopen(with_keys));
+    ASSERT_NO_FATAL_FAILURE(reopen(with_keys, /*read_only=*/true));
     auto verified = ledger::verify(*ledger_, options);
     ASSERT_TRUE(verified.is_ok()) << verified.status().to_string();
     report = std::move(*verified);

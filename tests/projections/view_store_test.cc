@@ -214,8 +214,8 @@ TEST_F(ViewStore, ViewsInTheChainsEnvironmentMoveToTheirOwnAtTheFirstWritableOpe
   const std::string before = digest();
   auto names = view_->tables();
   ledger_.reset();
-  // Make the layout before DATA/views: the views' tables and bookkeeping in the chain's
-  // environment, and no view environment.
+  // Make the layout before DATA/views: the views' tables, the id index and the views'
+  // bookkeeping in the chain's environment, and no view environment.
   {
     auto chain = ledger::detail::Env::open(data_dir(), {});
     ASSERT_TRUE(chain.is_ok());
@@ -224,6 +224,7 @@ TEST_F(ViewStore, ViewsInTheChainsEnvironmentMoveToTheirOwnAtTheFirstWritableOpe
     auto views_env = ledger::detail::Env::open(views(), options);
     ASSERT_TRUE(views_env.is_ok());
     auto all = names;
+    all.emplace_back("event_ids");
     all.emplace_back("projection_state");
     copy_tables(**views_env, **chain, all);
   }
@@ -239,6 +240,7 @@ TEST_F(ViewStore, ViewsInTheChainsEnvironmentMoveToTheirOwnAtTheFirstWritableOpe
   // The first writable open moves them: rebuilt in DATA/views, deleted from the chain's.
   reopen();
   EXPECT_EQ(digest(), before);
+  names.emplace_back("event_ids");
   for (const auto& name : names) {
     EXPECT_TRUE(has_table(ledger_->views_env(), name)) << name;
     EXPECT_FALSE(has_table(ledger_->env(), name)) << name;

@@ -69,11 +69,13 @@ class LedgerTest : public ::testing::Test {
   // Further options for every (re)open.
   virtual void configure(ledger::LedgerOptions& options) const { (void)options; }
 
-  void reopen(bool with_keys = true) {
+  // Read-only as `trailctl verify` opens: no writer, nothing caught up or moved.
+  void reopen(bool with_keys = true, bool read_only = false) {
     ledger_.reset();
     ledger::LedgerOptions options;
     options.data_dir = data_dir();
     options.keys = with_keys ? keys_ : nullptr;
+    options.read_only = read_only;
     options.initial_map_bytes = initial_map_bytes();
     options.projectors = projectors();
     configure(options);
