@@ -83,6 +83,36 @@ class ViewStore : public LedgerTest {
     return ledger::Ledger::open(options);
   }
 
+  void configure(ledger::LedgerOptions& options) const override {
+    options.catch_up_views = catch_up_views_;
+  }
+
+  // Re-sends `sent` (each appended before): every one must be a duplicate of its stored seq.
+  void expect_duplicates(const std::vector<ledger::EventDraft>& sent,
+                         const std::vector<ledger::Receipt>& first) {
+    const std::uint64_t head = ledger_->head("p")->seq;
+    auto again = ledger_->append("p", sent).get();
+    ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+    ASSERT_EQ(again->size(), first.size());
+    for (std::size_t i = 0; i < first.size(); ++i) {
+      EXPECT_TRUE((*again)[i].duplicate) << i;
+      EXPECT_EQ((*again)[i].seq, first[i].seq) << i;
+      EXPECT_EQ((*again)[i].hash, first[i].hash) << i;
+    }
+    EXPECT_EQ(ledger_->head("p")->seq, head);
+  }
+
+  // An id already stored, sent with another body: refused, and nothing appended.
+  void expect_conflict(ledger::EventDraft draft) {
+    const std::uint64_t head = ledger_->head("p")->seq;
+    draft.payload += "changed";
+    auto refused = ledger_->append("p", {draft}).get();
+    ASSERT_FALSE(refused.is_ok());
+    EXPECT_EQ(refused.status().code(), Code::kConflict) << refused.status().to_string();
+    EXPECT_EQ(ledger_->head("p")->seq, head);
+  }
+
+  bool catch_up_views_ = true;
   std::shared_ptr<proj::CaseProjector> view_ = std::make_shared<proj::CaseProjector>();
   std::vector<EventId> cases_{random_id(), random_id(), random_id()};
 };
@@ -326,6 +356,54 @@ TEST_F(ViewStore, WhenTheViewsCannotBeCommittedTheDurableAppendIsAnsweredAndTheL
   // The next open catches the views up.
   reopen();
   EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 6U);
+  const std::string now = digest();
+  EXPECT_EQ(rebuilt_digest(), now);
+}
+
+// The idempotency index (event_ids) is a view too: lost with the views, it is rebuilt from the
+// chains, body MACs recomputed, so a re-sent event is still recognised, and an id re-used with
+// another body still refused.
+TEST_F(ViewStore, TheIdIndexIsRebuiltFromTheChainsSoReSentEventsAreStillDuplicates) {
+  append_cases(4);
+  std::vector<ledger::EventDraft> sent = make_drafts(25, 120);
+  const auto first = append_ok("p", sent);
+  ASSERT_EQ(first.size(), sent.size());
+  append_cases(3);
+  const std::string before = digest();
+  EXPECT_TRUE(has_table(ledger_->views_env(), "event_ids"));
+  EXPECT_FALSE(has_table(ledger_->env(), "event_ids"));
+  ledger_.reset();
+  fs::remove_all(views());
+  reopen();
+  EXPECT_EQ(digest(), before);  // The index among them, byte for byte.
+  ASSERT_NO_FATAL_FAILURE(expect_duplicates(sent, first));
+  ASSERT_NO_FATAL_FAILURE(expect_conflict(sent[7]));
+  // A batch mixing new events and re-sent ones appends only the new.
+  std::vector<ledger::EventDraft> mixed{sent[3], make_draft(50), sent[20]};
+  auto receipts = ledger_->append("p", mixed).get();
+  ASSERT_TRUE(receipts.is_ok()) << receipts.status().to_string();
+  EXPECT_TRUE((*receipts)[0].duplicate);
+  EXPECT_FALSE((*receipts)[1].duplicate);
+  EXPECT_EQ((*receipts)[1].seq, 33U);
+  EXPECT_TRUE((*receipts)[2].duplicate);
+  EXPECT_EQ(rebuilt_digest(), digest());
+}
+
+// A writer that stopped after its chain commit and before its views commit leaves the index a
+// commit behind; the writer catches it up before it checks any id, even on an open that does
+// not catch views up itself.
+TEST_F(ViewStore, AnIdIndexLeftACommitBehindIsCaughtUpBeforeIdsAreChecked) {
+  append_cases(5);
+  ledger_->inject_view_commit_failures(4);  // The commit and every catch-up attempt.
+  std::vector<ledger::EventDraft> sent = make_drafts(3, 80);
+  const auto first = append_ok("p", sent);  // Durable in the chain only.
+  ASSERT_EQ(first.size(), sent.size());
+  catch_up_views_ = false;
+  reopen();
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 5U);
+  ASSERT_NO_FATAL_FAILURE(expect_duplicates(sent, first));
+  ASSERT_NO_FATAL_FAILURE(expect_conflict(sent[1]));
+  EXPECT_EQ(*ledger_->projection_seq(*view_, "p"), 8U);
   const std::string now = digest();
   EXPECT_EQ(rebuilt_digest(), now);
 }
