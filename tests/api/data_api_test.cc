@@ -56,6 +56,52 @@ TEST_F(ApiTest, AppendIsAtomicIdempotentAndAnswersReceipts) {
   EXPECT_EQ(sup->get("/v1/projects/clinic-a/cases/" + c).json().at("fields").at("hh_size").as_string(), "6");
 }
 
+// trailctl may append to the data directory of a running traild: each process's writer finds
+// the other's events in the idempotency index (which lives in DATA/views beside the views), so
+// an event is stored once whichever of them it reaches first, and an id re-used with another
+// body is refused by both.
+TEST_F(ApiTest, TrailctlBesideARunningTraildSharesItsIdempotencyIndex) {
+  auto sup = login("sup");
+  ASSERT_TRUE(sup);
+  const auto full = [&](const std::string& id, const std::string& visit) {
+    json::object e = case_event(id, "case.updated", uuid(), "", {{"visit", visit}});
+    e["actor"] = ids_["sup"];
+    e["channel"] = "api";
+    e["device_id"] = "tablet-7";
+    return e;
+  };
+  const auto line = [](const json::object& e) { return json::serialize(e) + "\n"; };
+  // Through trailctl first, then over HTTP: the same event, stored once.
+  const json::object first = full(uuid(), "1");
+  auto by_cli = trailctl({"append", "--project", "clinic-a"}, line(first));
+  ASSERT_EQ(by_cli.exit_code, 0) << by_cli.err;
+  const json::value cli_receipt = json::parse(by_cli.out.substr(0, by_cli.out.find('\n')));
+  EXPECT_FALSE(cli_receipt.at("duplicate").as_bool());
+  auto over_http = sup->post_json("/v1/projects/clinic-a/events", events_body({first}));
+  ASSERT_EQ(over_http.status, 200U) << over_http.body;
+  const auto& http_receipt = over_http.json().at("receipts").as_array()[0];
+  EXPECT_TRUE(http_receipt.at("duplicate").as_bool());
+  EXPECT_EQ(http_receipt.at("seq"), cli_receipt.at("seq"));
+  // Over HTTP first, then through trailctl.
+  const json::object second = full(uuid(), "2");
+  auto posted = sup->post_json("/v1/projects/clinic-a/events", events_body({second}));
+  ASSERT_EQ(posted.status, 201U) << posted.body;
+  auto again = trailctl({"append", "--project", "clinic-a"}, line(second));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const json::value again_receipt = json::parse(again.out.substr(0, again.out.find('\n')));
+  EXPECT_TRUE(again_receipt.at("duplicate").as_bool());
+  EXPECT_EQ(again_receipt.at("seq"), posted.json().at("receipts").as_array()[0].at("seq"));
+  // The same ids with other bodies: refused by each.
+  json::object changed = first;
+  changed["fields"] = json::object{{"visit", "changed"}};
+  auto refused = trailctl({"append", "--project", "clinic-a"}, line(changed));
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("different body"), std::string::npos) << refused.err;
+  json::object changed2 = second;
+  changed2["fields"] = json::object{{"visit", "changed"}};
+  EXPECT_EQ(sup->post_json("/v1/projects/clinic-a/events", events_body({changed2})).status, 409U);
+}
+
 TEST_F(ApiTest, CaseReadsAreRecordedWithAddressAndEndpointBeforeTheyAreAnswered) {
   auto sup = login("sup");
   auto aud = login("aud");
