@@ -63,16 +63,18 @@ std::string format_uuid(const EventId& id) {
 std::optional<EventId> parse_uuid(std::string_view text) {
   if (text.size() != 36) return std::nullopt;
   if (text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-') return std::nullopt;
-  std::string hex;
-  hex.reserve(32);
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) continue;
-    hex.push_back(text[i]);
-  }
   EventId id{};
-  if (!from_hex(hex, id)) return std::nullopt;
+  std::size_t at = 0;  // Into text: hex pairs, skipping the four dashes (no copy, no allocation).
   bool all_zero = true;
-  for (auto b : id) all_zero = all_zero && b == 0;
+  for (auto& byte : id) {
+    if (at == 8 || at == 13 || at == 18 || at == 23) ++at;
+    const int hi = hex_value(text[at]);
+    const int lo = hex_value(text[at + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    byte = static_cast<std::uint8_t>((hi << 4) | lo);
+    all_zero = all_zero && byte == 0;
+    at += 2;
+  }
   if (all_zero) return std::nullopt;
   return id;
 }
