@@ -61,7 +61,7 @@ Status replay(const WriteTxn& txn, WriteTxn& views, std::string_view project, st
     encode_aad(envelope, aad);
     TRAIL_TRY(key->open(envelope.cipher, envelope.nonce, as_bytes(aad), envelope.ciphertext,
                         draft.payload));
-    const AppendedEvent event{project, seq,     envelope.server_time_us, &draft, &project_key,
+    const AppendedEvent event{project, seq, envelope.server_time_us, &draft, &project_key,
                               &loader, key.get()};
     for (const auto& binding : bindings) {
       WriteProjectionTables tables{views, binding.dbis};

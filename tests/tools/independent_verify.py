@@ -1359,6 +1359,11 @@ def further_checks(data_dir: str, events: list[Event], consumed: set[int],
                 raise Tampered(show(project), env.seq,
                                "body MAC in event_ids does not match the event's header and "
                                "payload")
+    if all_projects and ids:
+        key = next(iter(ids))
+        raise Tampered(show(key[1:1 + key[0]]), u64be(ids[key], 0) if len(ids[key]) == 40 else 0,
+                       f"event_ids entry {key.hex()} names no stored event")
+
     # 4. No nonce repeats under one data key.
     seen: dict[tuple[int, bytes], tuple[bytes, int]] = {}
     for project, chain in by_project.items():

@@ -191,6 +191,37 @@ time_seq=$((samples + 30))
 tamper "$WORK/data3" alpha "$time_seq" time
 expect_tampered "$WORK/data3" alpha "$time_seq"
 
+# ---- The idempotency index, in the view environment DATA/views (a further check, the
+# independent verifier's alone): a changed body MAC (seen with keys), and an entry that names
+# no stored event. The edit goes through mdb_dump and mdb_load, which overwrites.
+edit_ids() {  # edit_ids DATA_DIR mac|extra
+  python3 - "$@" <<'EOF'
+import subprocess, sys
+views, mode = sys.argv[1] + "/views", sys.argv[2]
+out = subprocess.run(["mdb_dump", "-s", "event_ids", views], capture_output=True, check=True)
+lines = out.stdout.decode().split("\n")
+header = lines[:lines.index("HEADER=END") + 1]
+rows = [bytes.fromhex(l[1:]) for l in lines[len(header):lines.index("DATA=END")]]
+key, value = rows[0], rows[1]
+if mode == "mac":
+    value = value[:8] + bytes([value[8] ^ 0x01]) + value[9:]
+else:
+    key = key[:-16] + bytes(15) + b"\x01"
+dump = "\n".join(header + [" " + key.hex(), " " + value.hex(), "DATA=END"]) + "\n"
+subprocess.run(["mdb_load", "-s", "event_ids", views], input=dump.encode(), check=True)
+EOF
+}
+cp -a "$WORK/clean" "$WORK/ids1"
+cp -a "$WORK/clean" "$WORK/ids2"
+edit_ids "$WORK/ids1" mac
+run python3 "$SCRIPT" --keys "$K" "$WORK/ids1"
+[[ $RC -eq 1 && $OUT == *"body MAC in event_ids does not match"* ]] ||
+  fail "independent verifier missed a changed MAC in event_ids"
+edit_ids "$WORK/ids2" extra
+run python3 "$SCRIPT" "$WORK/ids2"
+[[ $RC -eq 1 && $OUT == *"names no stored event"* ]] ||
+  fail "independent verifier missed an event_ids entry naming no stored event"
+
 echo "PASS: the independent verifier agrees with trailctl verify"
 
 # ==== Merkle trees and signed checkpoints ===================================================
