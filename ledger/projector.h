@@ -63,6 +63,8 @@ struct AppendedEvent {
   const DataKey* key = nullptr;       // The project's data key, to seal what the view stores.
   const EventLoader* load = nullptr;  // Earlier events of the project (e.g. to re-fold a case).
   const DataKey* payload_key = nullptr;  // The key that sealed this event (null: `key`).
+  // As `load`, without opening the payload (draft.payload empty): header fields only, cheaper.
+  const EventLoader* load_header = nullptr;
 };
 
 class Projector {

@@ -325,6 +325,80 @@ Result<CaseState> refold(const ledger::AppendedEvent& current, const EventId& ca
   return state;
 }
 
+// The reconciled fold with the late event `current` in it, from `before` (every earlier event
+// of the case folded in reconciled order) rather than from nothing; nullopt where that does not
+// give the same state as refold(), which the caller then runs:
+//   * The late event sorts into its run (the same user's events within kReorderWindowUs of the
+//     run's first, which starts after another user's event or at the case's first): after the
+//     run's events dated no later than it, before those dated later (`after`). Runs before it,
+//     and the run's events before it, fold as they did.
+//   * Folding the event and then `after` again onto `before` gives the same state as folding
+//     them in that order after the events before it, because a fold sets attributes, fields and
+//     indices last-writer-wins. Not so for a close or reopen (closed_us is when it first closed)
+//     or when the late event would be the case's first (implicit): those take refold().
+// Cost: the headers of the user's trailing events (no payload opened), and the events of
+// `after` opened, instead of every event of the case.
+Result<std::optional<CaseState>> refold_late(const CaseState& before,
+                                             const ledger::AppendedEvent& current,
+                                             const CaseChangeData& change,
+                                             const std::vector<std::uint64_t>& prior) {
+  const auto closes = [](schema::Kind kind) {
+    return kind == schema::Kind::CASE_CLOSED || kind == schema::Kind::CASE_REOPENED;
+  };
+  if (current.load == nullptr || current.load_header == nullptr || closes(current.draft->kind)) {
+    return std::optional<CaseState>{};
+  }
+  struct Item {
+    std::uint64_t seq;
+    TimeUs client_us;
+    TimeUs server_us;
+    schema::Kind kind;
+  };
+  // The user's trailing events, oldest first: the run of the late event starts among them.
+  std::vector<Item> trailing;
+  for (auto it = prior.rbegin(); it != prior.rend(); ++it) {
+    TRAIL_ASSIGN_OR_RETURN(auto header, (*current.load_header)(*it));
+    if (header.draft.actor != current.draft->actor) break;
+    trailing.push_back({*it, header.draft.client_time_us, header.server_time_us, header.draft.kind});
+  }
+  if (trailing.empty()) return std::optional<CaseState>{};
+  std::reverse(trailing.begin(), trailing.end());
+  // Runs split as refold() splits them, from the first trailing event on.
+  std::size_t start = 0;
+  for (std::size_t i = 1; i <= trailing.size(); ++i) {
+    const TimeUs server_us = i < trailing.size() ? trailing[i].server_us : current.server_time_us;
+    if (server_us - trailing[start].server_us > kReorderWindowUs) start = i;
+  }
+  bool any_before = trailing.size() < prior.size() || start > 0;  // Folded ahead of the run.
+  std::vector<const Item*> after;
+  for (std::size_t i = start; i < trailing.size(); ++i) {
+    if (trailing[i].client_us > current.draft->client_time_us) {
+      if (closes(trailing[i].kind)) return std::optional<CaseState>{};
+      after.push_back(&trailing[i]);
+    } else {
+      any_before = true;
+    }
+  }
+  if (!any_before) return std::optional<CaseState>{};
+  std::stable_sort(after.begin(), after.end(),
+                   [](const Item* a, const Item* b) { return a->client_us < b->client_us; });
+  CaseState state = before;
+  std::vector<FieldChange> ignored;
+  fold(state, true, current, change, ignored);
+  for (const Item* item : after) {
+    TRAIL_ASSIGN_OR_RETURN(auto loaded, (*current.load)(item->seq));
+    auto later = decode_case_change(loaded.draft.payload);
+    if (!later.is_ok()) continue;  // As refold() skips it.
+    const ledger::AppendedEvent event{current.project, item->seq, loaded.server_time_us,
+                                      &loaded.draft, current.key, current.load};
+    fold(state, true, event, *later, ignored);
+  }
+  // Times and the last user describe the latest arrival, whatever the folding order.
+  state.modified_us = current.server_time_us;
+  state.last_user = current.draft->actor;
+  return std::optional<CaseState>{std::move(state)};
+}
+
 }  // namespace
 
 std::string_view action_name(schema::Action action) {
@@ -388,15 +462,24 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
                             draft.actor == state.last_user &&
                             draft.client_time_us < state.last_client_us &&
                             event.server_time_us - state.modified_us <= kReorderWindowUs;
+  std::optional<CaseState> before;
+  if (out_of_order && !from_scratch_) before = state;
   std::vector<FieldChange> changes;
   fold(state, existed, event, *change, changes);
   if (out_of_order) {
     std::vector<std::uint64_t> prior;
     TRAIL_TRY(history_seqs(tables, event.project, case_id, state, prior));
-    TRAIL_ASSIGN_OR_RETURN(CaseState refolded, refold(event, case_id, prior));
-    refolded.opened_us = state.opened_us;
-    refolded.recent_seqs = std::move(state.recent_seqs);
-    state = std::move(refolded);
+    std::optional<CaseState> refolded;
+    if (before) {
+      TRAIL_ASSIGN_OR_RETURN(refolded, refold_late(*before, event, *change, prior));
+      if (refolded) ++in_place_;
+    }
+    if (!refolded) {
+      TRAIL_ASSIGN_OR_RETURN(refolded, refold(event, case_id, prior));
+    }
+    refolded->opened_us = state.opened_us;
+    refolded->recent_seqs = std::move(state.recent_seqs);
+    state = std::move(*refolded);
   }
 
   // History: the event's seq, carried by the state until kChunkSeqs of them move to a chunk.

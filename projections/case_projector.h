@@ -98,6 +98,14 @@ std::string_view action_name(schema::Action action);
 
 class CaseProjector final : public ledger::Projector {
  public:
+  // A late event (one its user's device dated before the case's latest, within
+  // kReorderWindowUs) changes the reconciled order. By default only what follows it in that
+  // order is folded again, from the state before it; with `refold_from_scratch` every event
+  // of the case is (the reference the tests hold the default to: the states are identical).
+  explicit CaseProjector(bool refold_from_scratch = false) : from_scratch_{refold_from_scratch} {}
+  // How many late events were folded that way (not by folding the whole case), for tests.
+  std::uint64_t late_events_folded_in_place() const { return in_place_; }
+
   // "/2": states and history entries share case.records (docs/CASES.md); a directory written
   // in the earlier layout is caught up into it at open (LedgerOptions::catch_up_views).
   std::string_view name() const override { return "case/3"; }
@@ -130,6 +138,8 @@ class CaseProjector final : public ledger::Projector {
     const ledger::DataKey* key = nullptr;
   };
   std::unordered_map<std::string, Pending> pending_;  // Flushed in key order.
+  bool from_scratch_ = false;
+  std::uint64_t in_place_ = 0;  // Writer thread only.
 };
 
 }  // namespace trail::proj

@@ -14,15 +14,24 @@ Result<std::uint64_t> applied_seq(const WriteTxn& views, std::string_view projec
   return get_u64_be(stored->data());
 }
 
-Result<LoadedEvent> load_event(const WriteTxn& txn, std::string_view project, std::uint64_t seq,
-                               const KeyLookup& keys) {
+namespace {
+
+Result<ByteView> stored_event(const WriteTxn& txn, std::string_view project, std::uint64_t seq) {
   TRAIL_ASSIGN_OR_RETURN(auto stored, txn.get(Table::kEvents, as_bytes(event_key(project, seq))));
   if (!stored) {
     return Status::error(Code::kCorrupt, "event " + std::to_string(seq) + " of " +
                                              std::string(project) + " is missing");
   }
+  return *stored;
+}
+
+}  // namespace
+
+Result<LoadedEvent> load_event(const WriteTxn& txn, std::string_view project, std::uint64_t seq,
+                               const KeyLookup& keys) {
+  TRAIL_ASSIGN_OR_RETURN(ByteView stored, stored_event(txn, project, seq));
   DecodedEnvelope envelope;
-  TRAIL_TRY(decode_envelope(*stored, envelope));
+  TRAIL_TRY(decode_envelope(stored, envelope));
   TRAIL_ASSIGN_OR_RETURN(auto key, keys(envelope.key_id));
   LoadedEvent out;
   out.draft = envelope.header();
@@ -31,6 +40,17 @@ Result<LoadedEvent> load_event(const WriteTxn& txn, std::string_view project, st
   encode_aad(envelope, aad);
   TRAIL_TRY(key->open(envelope.cipher, envelope.nonce, as_bytes(aad), envelope.ciphertext,
                       out.draft.payload));
+  return out;
+}
+
+Result<LoadedEvent> load_event_header(const WriteTxn& txn, std::string_view project,
+                                      std::uint64_t seq) {
+  TRAIL_ASSIGN_OR_RETURN(ByteView stored, stored_event(txn, project, seq));
+  DecodedEnvelope envelope;
+  TRAIL_TRY(decode_envelope(stored, envelope));
+  LoadedEvent out;
+  out.draft = envelope.header();
+  out.server_time_us = envelope.server_time_us;
   return out;
 }
 
@@ -43,6 +63,9 @@ Status replay(const WriteTxn& txn, WriteTxn& views, std::string_view project, st
   EventDraft draft;
   std::shared_ptr<const DataKey> key;
   const EventLoader loader = [&](std::uint64_t s) { return load_event(txn, project, s, keys); };
+  const EventLoader header_loader = [&](std::uint64_t s) {
+    return load_event_header(txn, project, s);
+  };
   // One cursor walk along the chain rather than a B-tree descent per event.
   auto cursor = txn.cursor(Table::kEvents);
   TRAIL_ASSIGN_OR_RETURN(bool more, cursor.seek(as_bytes(event_key(project, after_seq + 1))));
@@ -61,8 +84,8 @@ Status replay(const WriteTxn& txn, WriteTxn& views, std::string_view project, st
     encode_aad(envelope, aad);
     TRAIL_TRY(key->open(envelope.cipher, envelope.nonce, as_bytes(aad), envelope.ciphertext,
                         draft.payload));
-    const AppendedEvent event{project, seq, envelope.server_time_us, &draft, &project_key,
-                              &loader, key.get()};
+    const AppendedEvent event{project, seq, envelope.server_time_us, &draft,
+                              &project_key, &loader, key.get(), &header_loader};
     for (const auto& binding : bindings) {
       WriteProjectionTables tables{views, binding.dbis};
       TRAIL_TRY(binding.projector->apply(tables, event));

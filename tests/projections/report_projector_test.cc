@@ -17,6 +17,7 @@
 #include "projections/case_projector.h"
 #include "projections/report_projector.h"
 #include "tests/support/ledger_fixture.h"
+#include "tests/support/mem_tables.h"
 
 namespace trail::proj {
 // Readable failures.
@@ -103,38 +104,6 @@ TEST(ReportDay, UtcDaysFormatAndParse) {
 }
 
 // ---- Folding with chosen server times, through in-memory tables ----
-
-class MemTables final : public ledger::ProjectionTables {
- public:
-  explicit MemTables(std::size_t count) : tables_(count) {}
-  Result<std::optional<ByteView>> get(std::size_t table, ByteView key) const override {
-    const auto& t = tables_.at(table);
-    auto it = t.find(std::string(as_chars(key)));
-    if (it == t.end()) return std::optional<ByteView>{};
-    return std::optional<ByteView>{as_bytes(it->second)};
-  }
-  Status put(std::size_t table, ByteView key, ByteView value) override {
-    tables_.at(table)[std::string(as_chars(key))] = std::string(as_chars(value));
-    return Status::ok();
-  }
-  Status del(std::size_t table, ByteView key) override {
-    tables_.at(table).erase(std::string(as_chars(key)));
-    return Status::ok();
-  }
-  Status scan(std::size_t table, ByteView from,
-              const std::function<bool(ByteView, ByteView)>& visit) const override {
-    const auto& t = tables_.at(table);
-    for (auto it = t.lower_bound(std::string(as_chars(from))); it != t.end(); ++it) {
-      if (!visit(as_bytes(it->first), as_bytes(it->second))) break;
-    }
-    return Status::ok();
-  }
-  bool operator==(const MemTables& other) const { return tables_ == other.tables_; }
-  const std::map<std::string, std::string>& table(std::size_t i) const { return tables_.at(i); }
-
- private:
-  std::vector<std::map<std::string, std::string>> tables_;
-};
 
 class ReportFold : public ::testing::Test {
  protected:
