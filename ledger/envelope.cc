@@ -7,6 +7,8 @@
 #include <kj/io.h>
 #include <kj/exception.h>
 
+#include "ledger/data_key.h"
+
 namespace trail::ledger {
 namespace {
 
@@ -181,6 +183,12 @@ void encode_body_prefix(std::string_view header, std::size_t payload_size, std::
   out.append(kBodyLabel);
   out.append(header);
   put_u64(out, payload_size);
+}
+
+Digest body_mac(const DataKey& key, std::string_view header, std::string_view payload,
+                std::string& scratch) {
+  encode_body_prefix(header, payload.size(), scratch);
+  return key.mac({as_bytes(scratch), as_bytes(payload)});
 }
 
 void encode_body(std::string_view project, const EventDraft& draft, std::string& out) {

@@ -68,6 +68,11 @@ void encode_header(std::string_view project, const EventDraft& draft, std::strin
 void encode_body(std::string_view project, const EventDraft& draft, std::string& out);
 // The body without its payload, for fingerprinting the payload in place.
 void encode_body_prefix(std::string_view header, std::size_t payload_size, std::string& out);
+class DataKey;
+// The body MAC (FORMAT.md §10) of the event with header `header` (encode_header) and `payload`,
+// under `key`: what the idempotency index stores. `scratch` is overwritten.
+Digest body_mac(const DataKey& key, std::string_view header, std::string_view payload,
+                std::string& scratch);
 // The AEAD associated data: "trail/event/v1" || header || key id || cipher.
 void encode_aad(std::string_view project, const EventDraft& draft, std::uint32_t key_id,
                 schema::Cipher cipher, std::string& out);

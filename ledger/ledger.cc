@@ -237,8 +237,7 @@ Status Ledger::seal_all(const std::string& project, const DataKey& key,
     EventDraft& d = drafts[i];
     SealedEvent& out = sealed[i];
     encode_header(project, d, header);
-    encode_body_prefix(header, d.payload.size(), scratch);
-    out.body_mac = key.mac({as_bytes(scratch), as_bytes(d.payload)});
+    out.body_mac = body_mac(key, header, d.payload, scratch);
     out.key_id = key.id();
     out.cipher = key.cipher();
     encode_aad_from_header(header, out.key_id, out.cipher, scratch);

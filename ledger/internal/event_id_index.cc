@@ -11,8 +11,7 @@ Status EventIdIndex::apply(ProjectionTables& tables, const AppendedEvent& event)
   const DataKey* key = event.payload_key != nullptr ? event.payload_key : event.key;
   TRAIL_ASSERT(key != nullptr);
   encode_header(event.project, *event.draft, header_);
-  encode_body_prefix(header_, event.draft->payload.size(), prefix_);
-  const Digest mac = key->mac({as_bytes(prefix_), as_bytes(event.draft->payload)});
+  const Digest mac = body_mac(*key, header_, event.draft->payload, prefix_);
   std::uint8_t value[kEventIdValueBytes];
   put_u64_be(value, event.seq);
   std::memcpy(value + 8, mac.data(), mac.size());
