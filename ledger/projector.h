@@ -12,6 +12,7 @@
 //                ProjectionTables views of their own read transactions.
 #pragma once
 
+#include <any>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -63,8 +64,9 @@ struct AppendedEvent {
   const DataKey* key = nullptr;       // The project's data key, to seal what the view stores.
   const EventLoader* load = nullptr;  // Earlier events of the project (e.g. to re-fold a case).
   const DataKey* payload_key = nullptr;  // The key that sealed this event (null: `key`).
-  // As `load`, without opening the payload (draft.payload empty): header fields only, cheaper.
-  const EventLoader* load_header = nullptr;
+  // Shared by the projectors folding this event, in turn on one thread: the first to decode
+  // the payload may keep the result here for the others (see proj::case_change_of).
+  mutable std::any decoded{};
 };
 
 class Projector {

@@ -1,6 +1,7 @@
 #include "projections/case_payload.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include <capnp/message.h>
@@ -48,8 +49,17 @@ Result<CaseChangeData> decode_case_change(std::string_view payload) {
   if (payload.empty() || payload.size() % sizeof(capnp::word) != 0) {
     return Status::error(Code::kCorrupt, "payload is not a Cap'n Proto message");
   }
-  auto words = kj::heapArray<capnp::word>(payload.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), payload.data(), payload.size());
+  // Read in place when the bytes are word-aligned (as a heap string's are); else from a copy.
+  kj::Array<capnp::word> copy;
+  kj::ArrayPtr<const capnp::word> words;
+  if (reinterpret_cast<std::uintptr_t>(payload.data()) % alignof(capnp::word) == 0) {
+    words = {reinterpret_cast<const capnp::word*>(payload.data()),
+             payload.size() / sizeof(capnp::word)};
+  } else {
+    copy = kj::heapArray<capnp::word>(payload.size() / sizeof(capnp::word));
+    std::memcpy(copy.begin(), payload.data(), payload.size());
+    words = copy;
+  }
   CaseChangeData out;
   try {
     capnp::FlatArrayMessageReader message(words);
@@ -82,6 +92,17 @@ Result<CaseChangeData> decode_case_change(std::string_view payload) {
                          std::string("payload does not decode: ") + e.getDescription().cStr());
   }
   return out;
+}
+
+const CaseChangeData* case_change_of(const ledger::AppendedEvent& event) {
+  using Memo = std::optional<CaseChangeData>;  // nullopt: not a case change.
+  auto* memo = std::any_cast<Memo>(&event.decoded);
+  if (memo == nullptr) {
+    auto change = decode_case_change(event.draft->payload);
+    event.decoded = change.is_ok() ? Memo{std::move(*change)} : Memo{};
+    memo = std::any_cast<Memo>(&event.decoded);
+  }
+  return memo->has_value() ? &**memo : nullptr;
 }
 
 std::optional<std::string> decode_form_xmlns(std::string_view payload) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ledger/bytes.h"
+#include "ledger/projector.h"
 #include "ledger/status.h"
 
 namespace trail::proj {
@@ -34,6 +35,10 @@ std::string encode_case_change(const CaseChangeData& change);
 // Decodes a payload. Errors: kCorrupt when it is not a Cap'n Proto Payload; kNotFound when it
 // is a payload of another kind.
 Result<CaseChangeData> decode_case_change(std::string_view payload);
+
+// decode_case_change of the event's payload, decoded once for all the projectors that fold the
+// event (kept in event.decoded); null when the payload is not a case change.
+const CaseChangeData* case_change_of(const ledger::AppendedEvent& event);
 
 // The xmlns (form id) of a form.submitted payload; nullopt for any other payload.
 std::optional<std::string> decode_form_xmlns(std::string_view payload);

@@ -36,8 +36,10 @@ constexpr const char* kTableNames[] = {"case.records",   "case.by_owner",       
 
 // The seq slot of a case's state record in case.records: above every event's seq.
 constexpr std::uint64_t kStateSlot = ~std::uint64_t{0};
-// Seqs a history chunk holds (u64 big-endian each): the state carries up to this many more.
+// Entries a history chunk holds: the state carries up to this many more.
 constexpr std::size_t kChunkSeqs = 32;
+// An entry in a chunk: the seq, then the device time (two's complement), u64 big-endian each.
+constexpr std::size_t kEntryBytes = 16;
 
 
 // ---- keys ----
@@ -131,8 +133,15 @@ void build_record(const CaseState& s, schema::CaseRecord::Builder r) {
   r.setLastSeq(s.last_seq);
   r.setImplicit(s.implicit);
   r.setLastClientUs(s.last_client_us);
-  auto recent = r.initRecentSeqs(static_cast<unsigned>(s.recent_seqs.size()));
-  for (unsigned i = 0; i < s.recent_seqs.size(); ++i) recent.set(i, s.recent_seqs[i]);
+  r.setRunFirstSeq(s.run_first_seq);
+  r.setRunFirstUs(s.run_first_us);
+  const auto count = static_cast<unsigned>(s.recent.size());
+  auto seqs = r.initRecentSeqs(count);
+  auto client_us = r.initRecentClientUs(count);
+  for (unsigned i = 0; i < count; ++i) {
+    seqs.set(i, s.recent[i].seq);
+    client_us.set(i, s.recent[i].client_us);
+  }
 }
 
 Result<CaseState> read_record(kj::Array<capnp::word>& words) {
@@ -159,7 +168,15 @@ Result<CaseState> read_record(kj::Array<capnp::word>& words) {
     s.last_seq = r.getLastSeq();
     s.implicit = r.getImplicit();
     s.last_client_us = r.getLastClientUs();
-    for (const std::uint64_t seq : r.getRecentSeqs()) s.recent_seqs.push_back(seq);
+    s.run_first_seq = r.getRunFirstSeq();
+    s.run_first_us = r.getRunFirstUs();
+    const auto seqs = r.getRecentSeqs();
+    const auto client_us = r.getRecentClientUs();
+    if (seqs.size() != client_us.size()) {
+      return Status::error(Code::kCorrupt, "case record: recent seqs without their device times");
+    }
+    s.recent.reserve(seqs.size());
+    for (unsigned i = 0; i < seqs.size(); ++i) s.recent.push_back({seqs[i], client_us[i]});
   } catch (const kj::Exception& e) {
     return Status::error(Code::kCorrupt, std::string("case record: ") + e.getDescription().cStr());
   }
@@ -178,11 +195,11 @@ Result<std::optional<CaseState>> load_state(const ledger::ProjectionTables& tabl
   return std::optional<CaseState>{std::move(state)};
 }
 
-// Every seq of the case's events, ascending, into `out`: its history chunks, then the seqs
-// `state` (its stored or pending state) still carries.
-Status history_seqs(const ledger::ProjectionTables& tables, std::string_view project,
-                    const EventId& case_id, const CaseState& state,
-                    std::vector<std::uint64_t>& out) {
+// Every entry of the case's history, ascending by seq, into `out`: its history chunks, then
+// the entries `state` (its stored or pending state) still carries.
+Status history_entries(const ledger::ProjectionTables& tables, std::string_view project,
+                       const EventId& case_id, const CaseState& state,
+                       std::vector<HistoryEntry>& out) {
   const std::string prefix = case_prefix(project, case_id);
   Status inner = Status::ok();
   TRAIL_TRY(tables.scan(kCases, as_bytes(prefix), [&](ByteView k, ByteView v) {
@@ -190,15 +207,28 @@ Status history_seqs(const ledger::ProjectionTables& tables, std::string_view pro
       return false;
     }
     if (get_u64_be(k.data() + prefix.size()) == kStateSlot) return false;  // Chunks end there.
-    if (v.empty() || v.size() % 8 != 0 || v.size() / 8 > kChunkSeqs) {
+    if (v.empty() || v.size() % kEntryBytes != 0 || v.size() / kEntryBytes > kChunkSeqs) {
       inner = Status::error(Code::kCorrupt, "malformed history chunk");
       return false;
     }
-    for (std::size_t i = 0; i < v.size(); i += 8) out.push_back(get_u64_be(v.data() + i));
+    for (std::size_t i = 0; i < v.size(); i += kEntryBytes) {
+      out.push_back({get_u64_be(v.data() + i), static_cast<TimeUs>(get_u64_be(v.data() + i + 8))});
+    }
     return true;
   }));
   TRAIL_TRY(inner);
-  out.insert(out.end(), state.recent_seqs.begin(), state.recent_seqs.end());
+  out.insert(out.end(), state.recent.begin(), state.recent.end());
+  return Status::ok();
+}
+
+// The seqs alone.
+Status history_seqs(const ledger::ProjectionTables& tables, std::string_view project,
+                    const EventId& case_id, const CaseState& state,
+                    std::vector<std::uint64_t>& out) {
+  std::vector<HistoryEntry> entries;
+  TRAIL_TRY(history_entries(tables, project, case_id, state, entries));
+  out.reserve(out.size() + entries.size());
+  for (const HistoryEntry& entry : entries) out.push_back(entry.seq);
   return Status::ok();
 }
 
@@ -328,68 +358,56 @@ Result<CaseState> refold(const ledger::AppendedEvent& current, const EventId& ca
 // The reconciled fold with the late event `current` in it, from `before` (every earlier event
 // of the case folded in reconciled order) rather than from nothing; nullopt where that does not
 // give the same state as refold(), which the caller then runs:
-//   * The late event sorts into its run (the same user's events within kReorderWindowUs of the
-//     run's first, which starts after another user's event or at the case's first): after the
-//     run's events dated no later than it, before those dated later (`after`). Runs before it,
-//     and the run's events before it, fold as they did.
+//   * The late event sorts into the run of `before`'s latest event (the caller checked that the
+//     same user sent both), unless it starts a run of its own (over kReorderWindowUs after that
+//     run's first): after the run's events dated no later than it, before those dated later
+//     (`after`). Runs before it, and the run's events before it, fold as they did.
 //   * Folding the event and then `after` again onto `before` gives the same state as folding
 //     them in that order after the events before it, because a fold sets attributes, fields and
 //     indices last-writer-wins. Not so for a close or reopen (closed_us is when it first closed)
 //     or when the late event would be the case's first (implicit): those take refold().
-// Cost: the headers of the user's trailing events (no payload opened), and the events of
-// `after` opened, instead of every event of the case.
+// Cost: the history entries `prior` (device times beside seqs: no event loaded to find the
+// run), and the events of `after` opened, instead of every event of the case.
 Result<std::optional<CaseState>> refold_late(const CaseState& before,
                                              const ledger::AppendedEvent& current,
                                              const CaseChangeData& change,
-                                             const std::vector<std::uint64_t>& prior) {
+                                             const std::vector<HistoryEntry>& prior) {
   const auto closes = [](schema::Kind kind) {
     return kind == schema::Kind::CASE_CLOSED || kind == schema::Kind::CASE_REOPENED;
   };
-  if (current.load == nullptr || current.load_header == nullptr || closes(current.draft->kind)) {
+  if (current.load == nullptr || closes(current.draft->kind) || prior.empty() ||
+      before.last_user != current.draft->actor) {
     return std::optional<CaseState>{};
   }
-  struct Item {
-    std::uint64_t seq;
-    TimeUs client_us;
-    TimeUs server_us;
-    schema::Kind kind;
-  };
-  // The user's trailing events, oldest first: the run of the late event starts among them.
-  std::vector<Item> trailing;
-  for (auto it = prior.rbegin(); it != prior.rend(); ++it) {
-    TRAIL_ASSIGN_OR_RETURN(auto header, (*current.load_header)(*it));
-    if (header.draft.actor != current.draft->actor) break;
-    trailing.push_back({*it, header.draft.client_time_us, header.server_time_us, header.draft.kind});
-  }
-  if (trailing.empty()) return std::optional<CaseState>{};
-  std::reverse(trailing.begin(), trailing.end());
-  // Runs split as refold() splits them, from the first trailing event on.
-  std::size_t start = 0;
-  for (std::size_t i = 1; i <= trailing.size(); ++i) {
-    const TimeUs server_us = i < trailing.size() ? trailing[i].server_us : current.server_time_us;
-    if (server_us - trailing[start].server_us > kReorderWindowUs) start = i;
-  }
-  bool any_before = trailing.size() < prior.size() || start > 0;  // Folded ahead of the run.
-  std::vector<const Item*> after;
-  for (std::size_t i = start; i < trailing.size(); ++i) {
-    if (trailing[i].client_us > current.draft->client_time_us) {
-      if (closes(trailing[i].kind)) return std::optional<CaseState>{};
-      after.push_back(&trailing[i]);
-    } else {
-      any_before = true;
+  const TimeUs client_us = current.draft->client_time_us;
+  const bool own_run = current.server_time_us - before.run_first_us > kReorderWindowUs;
+  bool any_before = own_run || prior.front().seq < before.run_first_seq;  // Folded ahead of it.
+  std::vector<const HistoryEntry*> after;
+  if (!own_run) {
+    const auto run = std::lower_bound(
+        prior.begin(), prior.end(), before.run_first_seq,
+        [](const HistoryEntry& entry, std::uint64_t seq) { return entry.seq < seq; });
+    for (auto it = run; it != prior.end(); ++it) {
+      if (it->client_us > client_us) {
+        after.push_back(&*it);
+      } else {
+        any_before = true;
+      }
     }
   }
   if (!any_before) return std::optional<CaseState>{};
-  std::stable_sort(after.begin(), after.end(),
-                   [](const Item* a, const Item* b) { return a->client_us < b->client_us; });
+  std::stable_sort(after.begin(), after.end(), [](const HistoryEntry* a, const HistoryEntry* b) {
+    return a->client_us < b->client_us;
+  });
   CaseState state = before;
   std::vector<FieldChange> ignored;
   fold(state, true, current, change, ignored);
-  for (const Item* item : after) {
-    TRAIL_ASSIGN_OR_RETURN(auto loaded, (*current.load)(item->seq));
+  for (const HistoryEntry* entry : after) {
+    TRAIL_ASSIGN_OR_RETURN(auto loaded, (*current.load)(entry->seq));
+    if (closes(loaded.draft.kind)) return std::optional<CaseState>{};
     auto later = decode_case_change(loaded.draft.payload);
     if (!later.is_ok()) continue;  // As refold() skips it.
-    const ledger::AppendedEvent event{current.project, item->seq, loaded.server_time_us,
+    const ledger::AppendedEvent event{current.project, entry->seq, loaded.server_time_us,
                                       &loaded.draft, current.key, current.load};
     fold(state, true, event, *later, ignored);
   }
@@ -434,30 +452,37 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
                                                              as_bytes(*xmlns))));
   }
   if (!is_case_kind(draft.kind) || !draft.subject) return Status::ok();
-  auto change = decode_case_change(draft.payload);
-  if (!change.is_ok()) return Status::ok();  // Not a case change: nothing to fold.
+  const CaseChangeData* change = case_change_of(event);
+  if (change == nullptr) return Status::ok();  // Not a case change: nothing to fold.
   const EventId& case_id = *draft.subject;
-  const std::string skey = state_key(event.project, case_id);
 
-  CaseState state;
-  bool existed = false;
-  if (auto it = pending_.find(skey); it != pending_.end()) {
-    state = it->second.state;  // Folded earlier in this transaction.
-    existed = true;
-  } else {
-    TRAIL_ASSIGN_OR_RETURN(auto stored, load_state(tables, *event.key, event.project, case_id));
-    existed = stored.has_value();
-    if (existed) {
-      state = std::move(*stored);
-    } else {
-      state.case_id = case_id;
+  // The state is folded where it waits for flush(): loaded on its first event of the
+  // transaction, kept in memory for the rest.
+  auto [slot, first_in_txn] = pending_.try_emplace(state_key(event.project, case_id));
+  bool existed = true;
+  if (first_in_txn) {
+    auto stored = load_state(tables, *event.key, event.project, case_id);
+    if (!stored.is_ok()) {
+      pending_.erase(slot);
+      return std::move(stored).take_status();
     }
+    existed = stored->has_value();
+    if (existed) {
+      slot->second.state = std::move(**stored);
+    } else {
+      slot->second.state.case_id = case_id;
+    }
+    slot->second.key = event.key;
   }
+  CaseState& state = slot->second.state;
   const std::string old_owner = state.owner;
   const std::string old_type = state.case_type;
   std::vector<std::optional<EventId>> old_parents;
   for (const auto& i : state.indices) old_parents.push_back(i.case_id);
 
+  // Runs are told in arrival order, as refold() tells them.
+  const bool same_run = existed && draft.actor == state.last_user &&
+                        event.server_time_us - state.run_first_us <= kReorderWindowUs;
   const bool out_of_order = existed && event.load != nullptr &&
                             draft.actor == state.last_user &&
                             draft.client_time_us < state.last_client_us &&
@@ -467,36 +492,47 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   std::vector<FieldChange> changes;
   fold(state, existed, event, *change, changes);
   if (out_of_order) {
-    std::vector<std::uint64_t> prior;
-    TRAIL_TRY(history_seqs(tables, event.project, case_id, state, prior));
+    std::vector<HistoryEntry> prior;
+    TRAIL_TRY(history_entries(tables, event.project, case_id, state, prior));
     std::optional<CaseState> refolded;
     if (before) {
       TRAIL_ASSIGN_OR_RETURN(refolded, refold_late(*before, event, *change, prior));
       if (refolded) ++in_place_;
     }
     if (!refolded) {
-      TRAIL_ASSIGN_OR_RETURN(refolded, refold(event, case_id, prior));
+      std::vector<std::uint64_t> seqs;
+      seqs.reserve(prior.size());
+      for (const HistoryEntry& entry : prior) seqs.push_back(entry.seq);
+      TRAIL_ASSIGN_OR_RETURN(refolded, refold(event, case_id, seqs));
     }
     refolded->opened_us = state.opened_us;
-    refolded->recent_seqs = std::move(state.recent_seqs);
+    refolded->run_first_seq = state.run_first_seq;
+    refolded->run_first_us = state.run_first_us;
+    refolded->recent = std::move(state.recent);
     state = std::move(*refolded);
   }
-
-  // History: the event's seq, carried by the state until kChunkSeqs of them move to a chunk.
-  // Entries are derived at query time by folding the case's events from the ledger in arrival
-  // order, so prior values are never stored twice.
-  state.recent_seqs.push_back(event.seq);
-  if (state.recent_seqs.size() >= kChunkSeqs) {
-    std::string chunk;
-    chunk.reserve(state.recent_seqs.size() * 8);
-    for (const std::uint64_t seq : state.recent_seqs) add_u64(chunk, seq);
-    TRAIL_TRY(tables.put(kCases, as_bytes(chunk_key(event.project, case_id, state.recent_seqs.front())),
-                         as_bytes(chunk)));
-    state.recent_seqs.clear();
+  if (!same_run) {
+    state.run_first_seq = event.seq;
+    state.run_first_us = event.server_time_us;
   }
 
-  // State (written at flush) and its lookups.
-  pending_[skey] = Pending{state, event.key};
+  // History: the event's seq and device time, carried by the state until kChunkSeqs of them
+  // move to a chunk. Entries are derived at query time by folding the case's events from the
+  // ledger in arrival order, so prior values are never stored twice.
+  state.recent.push_back({event.seq, draft.client_time_us});
+  if (state.recent.size() >= kChunkSeqs) {
+    std::string chunk;
+    chunk.reserve(state.recent.size() * kEntryBytes);
+    for (const HistoryEntry& entry : state.recent) {
+      add_u64(chunk, entry.seq);
+      add_u64(chunk, static_cast<std::uint64_t>(entry.client_us));
+    }
+    TRAIL_TRY(tables.put(kCases, as_bytes(chunk_key(event.project, case_id, state.recent.front().seq)),
+                         as_bytes(chunk)));
+    state.recent.clear();
+  }
+
+  // The state's lookups (the state itself is written at flush).
   if (!existed || old_owner != state.owner) {
     if (existed) TRAIL_TRY(tables.del(kByOwner, as_bytes(text_index_key(event.project, old_owner, case_id))));
     TRAIL_TRY(tables.put(kByOwner, as_bytes(text_index_key(event.project, state.owner, case_id)), {}));
@@ -505,12 +541,20 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
     if (existed) TRAIL_TRY(tables.del(kByType, as_bytes(text_index_key(event.project, old_type, case_id))));
     TRAIL_TRY(tables.put(kByType, as_bytes(text_index_key(event.project, state.case_type, case_id)), {}));
   }
-  for (const auto& parent : old_parents) {
-    if (parent) TRAIL_TRY(tables.del(kByParent, as_bytes(parent_key(event.project, *parent, case_id))));
-  }
-  for (const auto& index : state.indices) {
-    if (index.case_id) {
-      TRAIL_TRY(tables.put(kByParent, as_bytes(parent_key(event.project, *index.case_id, case_id)), {}));
+  const bool parents_changed =
+      !std::equal(old_parents.begin(), old_parents.end(), state.indices.begin(),
+                  state.indices.end(),
+                  [](const std::optional<EventId>& old, const CaseIndexData& now) {
+                    return old == now.case_id;
+                  });
+  if (parents_changed) {
+    for (const auto& parent : old_parents) {
+      if (parent) TRAIL_TRY(tables.del(kByParent, as_bytes(parent_key(event.project, *parent, case_id))));
+    }
+    for (const auto& index : state.indices) {
+      if (index.case_id) {
+        TRAIL_TRY(tables.put(kByParent, as_bytes(parent_key(event.project, *index.case_id, case_id)), {}));
+      }
     }
   }
 

@@ -32,6 +32,13 @@
 
 namespace trail::proj {
 
+// One event of a case's history index: its seq, and the time its device gave it (which the
+// fold of a late event needs, without loading the event).
+struct HistoryEntry {
+  std::uint64_t seq = 0;
+  TimeUs client_us = 0;
+};
+
 struct CaseState {
   EventId case_id{};
   std::string case_type;
@@ -47,9 +54,13 @@ struct CaseState {
   std::uint64_t last_seq = 0;
   bool implicit = false;
   TimeUs last_client_us = 0;  // Latest device time among the events folded.
-  // Storage, not state: the seqs of the case's latest events (ascending) that are not yet in
-  // one of its history chunks (docs/CASES.md, "Storage").
-  std::vector<std::uint64_t> recent_seqs;
+  // Where the run of the latest event began (its seq and server time): the run is the events
+  // reconciled together, the same user's, each within kReorderWindowUs of the run's first.
+  std::uint64_t run_first_seq = 0;
+  TimeUs run_first_us = 0;
+  // Storage, not state: the case's latest events (ascending seq) that are not yet in one of
+  // its history chunks (docs/CASES.md, "Storage").
+  std::vector<HistoryEntry> recent;
 };
 
 // Events of one case by the same user whose server times lie within this window of each other
@@ -106,9 +117,10 @@ class CaseProjector final : public ledger::Projector {
   // How many late events were folded that way (not by folding the whole case), for tests.
   std::uint64_t late_events_folded_in_place() const { return in_place_; }
 
-  // "/2": states and history entries share case.records (docs/CASES.md); a directory written
-  // in the earlier layout is caught up into it at open (LedgerOptions::catch_up_views).
-  std::string_view name() const override { return "case/3"; }
+  // "/4": history chunks hold each event's device time beside its seq, and the state where the
+  // latest run began (docs/CASES.md). A view written in an earlier layout is rebuilt from the
+  // chains at open (LedgerOptions::catch_up_views): a new name starts from empty tables.
+  std::string_view name() const override { return "case/4"; }
   std::vector<std::string> tables() const override;
   std::vector<std::string> retired_tables() const override { return {"case.state", "case.history"}; }
   Status apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) override;

@@ -244,8 +244,8 @@ Status apply_form(ledger::ProjectionTables& tables, const ledger::AppendedEvent&
 Status apply_case(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) {
   const ledger::EventDraft& draft = *event.draft;
   if (!draft.subject) return Status::ok();
-  auto change = decode_case_change(draft.payload);
-  if (!change.is_ok()) return Status::ok();  // Not a case change: nothing to fold.
+  const CaseChangeData* change = case_change_of(event);
+  if (change == nullptr) return Status::ok();  // Not a case change: nothing to fold.
   const std::string k = case_key(event.project, *draft.subject);
   TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kCases, as_bytes(k)));
   // Most events only set fields: nothing in them can change a counted case, so its record is

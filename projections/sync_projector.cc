@@ -104,8 +104,8 @@ Status SyncProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
   const ledger::EventDraft& draft = *event.draft;
   if (!is_case_kind(draft.kind) || !draft.subject) return Status::ok();
-  auto change = decode_case_change(draft.payload);
-  if (!change.is_ok()) return Status::ok();  // Not a case change: the case view ignores it too.
+  const CaseChangeData* change = case_change_of(event);
+  if (change == nullptr) return Status::ok();  // Not a case change: the case view ignores it too.
   const EventId& case_id = *draft.subject;
   const std::string ckey = case_key(event.project, case_id);
 

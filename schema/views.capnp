@@ -22,6 +22,9 @@ struct CaseRecord {
   implicit @12 :Bool;                  # first seen in an update, not a create
   lastClientUs @13 :Int64;             # latest device time among the events folded
   recentSeqs @14 :List(UInt64);        # seqs of the case's latest events, not yet in a chunk
+  recentClientUs @15 :List(Int64);     # their device times, in the same order
+  runFirstSeq @16 :UInt64;             # where the latest event's run began (docs/CASES.md)
+  runFirstUs @17 :Int64;               # that event's server time
 }
 
 enum Action {

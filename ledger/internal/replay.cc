@@ -43,17 +43,6 @@ Result<LoadedEvent> load_event(const WriteTxn& txn, std::string_view project, st
   return out;
 }
 
-Result<LoadedEvent> load_event_header(const WriteTxn& txn, std::string_view project,
-                                      std::uint64_t seq) {
-  TRAIL_ASSIGN_OR_RETURN(ByteView stored, stored_event(txn, project, seq));
-  DecodedEnvelope envelope;
-  TRAIL_TRY(decode_envelope(stored, envelope));
-  LoadedEvent out;
-  out.draft = envelope.header();
-  out.server_time_us = envelope.server_time_us;
-  return out;
-}
-
 Status replay(const WriteTxn& txn, WriteTxn& views, std::string_view project, std::uint64_t after_seq,
               std::uint64_t to_seq, const std::vector<ProjectorBinding>& bindings,
               const DataKey& project_key, const KeyLookup& keys) {
@@ -63,9 +52,6 @@ Status replay(const WriteTxn& txn, WriteTxn& views, std::string_view project, st
   EventDraft draft;
   std::shared_ptr<const DataKey> key;
   const EventLoader loader = [&](std::uint64_t s) { return load_event(txn, project, s, keys); };
-  const EventLoader header_loader = [&](std::uint64_t s) {
-    return load_event_header(txn, project, s);
-  };
   // One cursor walk along the chain rather than a B-tree descent per event.
   auto cursor = txn.cursor(Table::kEvents);
   TRAIL_ASSIGN_OR_RETURN(bool more, cursor.seek(as_bytes(event_key(project, after_seq + 1))));
@@ -85,7 +71,7 @@ Status replay(const WriteTxn& txn, WriteTxn& views, std::string_view project, st
     TRAIL_TRY(key->open(envelope.cipher, envelope.nonce, as_bytes(aad), envelope.ciphertext,
                         draft.payload));
     const AppendedEvent event{project, seq, envelope.server_time_us, &draft,
-                              &project_key, &loader, key.get(), &header_loader};
+                              &project_key, &loader, key.get()};
     for (const auto& binding : bindings) {
       WriteProjectionTables tables{views, binding.dbis};
       TRAIL_TRY(binding.projector->apply(tables, event));

@@ -29,11 +29,6 @@ Status replay(const WriteTxn& txn, WriteTxn& views, std::string_view project, st
 // Errors: kCorrupt when it is missing, does not decode or does not open.
 Result<LoadedEvent> load_event(const WriteTxn& txn, std::string_view project, std::uint64_t seq,
                                const KeyLookup& keys);
-// The same without opening the payload: header fields and server time; draft.payload is empty.
-// Errors: kCorrupt when it is missing or does not decode.
-Result<LoadedEvent> load_event_header(const WriteTxn& txn, std::string_view project,
-                                      std::uint64_t seq);
-
 // The last seq of `project` that `projector` applied (0: none), from the view environment.
 Result<std::uint64_t> applied_seq(const WriteTxn& views, std::string_view projector,
                                   std::string_view project);

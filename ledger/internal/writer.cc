@@ -544,9 +544,6 @@ Status Writer::apply_append(WriteTxn& txn, WriteTxn& views, AppendJob& job, Drai
   const EventLoader loader = [&](std::uint64_t s) {
     return load_event(txn, job.project, s, key_lookup_);
   };
-  const EventLoader header_loader = [&](std::uint64_t s) {
-    return load_event_header(txn, job.project, s);
-  };
   const TimeUs server_time = std::max(drain.now_us, head->server_time_us);
   // The tree's right edge: append() reads only left siblings (even indexes), each the last
   // even-indexed node put at its level, so keeping those serves every read once warm (and
@@ -604,7 +601,7 @@ Status Writer::apply_append(WriteTxn& txn, WriteTxn& views, AppendJob& job, Drai
     if (tree_.enabled) TRAIL_TRY(merkle::append_with(seq[i] - 1, hash, tree_get, tree_put));
     if (!projectors_.empty()) {
       const AppendedEvent appended{job.project, seq[i], server_time, &ev.header, job.key.get(),
-                                   &loader, job.key.get(), &header_loader};
+                                   &loader, job.key.get()};
       for (auto& binding : projectors_) {
         WriteProjectionTables tables{views, binding.dbis};
         TRAIL_TRY(binding.projector->apply(tables, appended));
