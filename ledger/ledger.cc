@@ -467,10 +467,10 @@ Status Ledger::replay_in_chunks(const std::string& project, std::uint64_t after,
       detail::WriteProjectionTables tables{views, binding.dbis};
       status = binding.projector->flush(tables);
     }
-    if (!status.is_ok()) {
+    if (status.is_ok()) status = views.commit();
+    if (!status.is_ok()) {  // What the projectors kept of this chunk was never committed.
       for (const auto& binding : bindings) binding.projector->discard();
     }
-    if (status.is_ok()) status = views.commit();
     if (status.code() == Code::kBusy) {  // Map full: grow and redo the chunk.
       views.abort();
       txn.abort();

@@ -88,7 +88,8 @@ class Projector {
     (void)tables;
     return Status::ok();
   }
-  // Called when the transaction apply() wrote into is abandoned: forget what was kept back.
+  // Called when the transaction apply() wrote into is abandoned, before or after flush() (a
+  // failed commit): forget what was kept back, and anything kept of what flush() wrote.
   virtual void discard() {}
 };
 

@@ -442,6 +442,9 @@ std::vector<std::string> CaseProjector::tables() const {
 Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) {
   TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
   const ledger::EventDraft& draft = *event.draft;
+  std::uint64_t& last_seq = last_seq_[std::string(event.project)];
+  if (event.seq != last_seq + 1) written_.clear();  // Folded elsewhere too: stored states rule.
+  last_seq = event.seq;
   if (draft.kind == schema::Kind::FORM_SUBMITTED) {  // Remember its xmlns for the history.
     auto xmlns = decode_form_xmlns(draft.payload);
     if (!xmlns) return Status::ok();
@@ -456,23 +459,28 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   if (change == nullptr) return Status::ok();  // Not a case change: nothing to fold.
   const EventId& case_id = *draft.subject;
 
-  // The state is folded where it waits for flush(): loaded on its first event of the
-  // transaction, kept in memory for the rest.
+  // The state is folded where it waits for flush(): on the case's first event of the
+  // transaction, taken from what this instance last wrote, else read from its record.
   auto [slot, first_in_txn] = pending_.try_emplace(state_key(event.project, case_id));
   bool existed = true;
   if (first_in_txn) {
-    auto stored = load_state(tables, *event.key, event.project, case_id);
-    if (!stored.is_ok()) {
-      pending_.erase(slot);
-      return std::move(stored).take_status();
-    }
-    existed = stored->has_value();
-    if (existed) {
-      slot->second.state = std::move(**stored);
-    } else {
-      slot->second.state.case_id = case_id;
-    }
     slot->second.key = event.key;
+    if (auto written = written_.find(slot->first); written != written_.end()) {
+      slot->second.state = std::move(written->second);
+      written_.erase(written);
+    } else {
+      auto stored = load_state(tables, *event.key, event.project, case_id);
+      if (!stored.is_ok()) {
+        pending_.erase(slot);
+        return std::move(stored).take_status();
+      }
+      existed = stored->has_value();
+      if (existed) {
+        slot->second.state = std::move(**stored);
+      } else {
+        slot->second.state.case_id = case_id;
+      }
+    }
   }
   CaseState& state = slot->second.state;
   const std::string old_owner = state.owner;
@@ -577,12 +585,21 @@ Status CaseProjector::flush(ledger::ProjectionTables& tables) {
     const Status put =
         tables.put(kCases, as_bytes(skey), as_bytes(seal_message(*pending.key, kCases, skey, message)));
     if (!put.is_ok()) {
-      pending_.clear();
+      discard();
       return put;
     }
   }
+  // Written (committed next, or discard() forgets them): kept for the cases' next events.
+  for (auto& [skey, pending] : pending_) written_.insert_or_assign(skey, std::move(pending.state));
+  while (written_.size() > kWrittenStatesMax) written_.erase(written_.begin());
   pending_.clear();
   return Status::ok();
+}
+
+void CaseProjector::discard() {
+  pending_.clear();
+  written_.clear();
+  last_seq_.clear();
 }
 
 Result<std::optional<CaseState>> CaseProjector::get(const ledger::Ledger& ledger,

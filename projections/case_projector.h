@@ -126,7 +126,7 @@ class CaseProjector final : public ledger::Projector {
   Status apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) override;
   // Case states folded in this transaction are kept in memory and written once, here.
   Status flush(ledger::ProjectionTables& tables) override;
-  void discard() override { pending_.clear(); }
+  void discard() override;
 
   // The case's state, or nullopt. Errors: kCorrupt when a stored value does not open.
   Result<std::optional<CaseState>> get(const ledger::Ledger& ledger, std::string_view project,
@@ -150,6 +150,13 @@ class CaseProjector final : public ledger::Projector {
     const ledger::DataKey* key = nullptr;
   };
   std::unordered_map<std::string, Pending> pending_;  // Flushed in key order.
+  // States as this instance last wrote them, by state key, so a case's next event need not
+  // read and open its record again. They hold while this instance folds every event of a
+  // project in order: a gap in a project's seqs (another process appended) forgets them all,
+  // as does an abandoned transaction (discard()). At most kWrittenStatesMax. Writer thread only.
+  static constexpr std::size_t kWrittenStatesMax = 8192;
+  std::unordered_map<std::string, CaseState> written_;
+  std::unordered_map<std::string, std::uint64_t> last_seq_;  // Last seq folded, by project.
   bool from_scratch_ = false;
   std::uint64_t in_place_ = 0;  // Writer thread only.
 };

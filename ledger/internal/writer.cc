@@ -355,7 +355,9 @@ void Writer::process(std::vector<Job>& jobs) {
     }
     if (views && views->is_ok()) (*views)->abort();
     if (txn.is_ok()) txn->abort();
-    tree_sizes_.clear();  // What the abandoned transaction wrote is gone.
+    // What the abandoned transaction wrote is gone, and so is what anything kept of it.
+    for (auto& binding : projectors_) binding.projector->discard();
+    tree_sizes_.clear();
     tree_edges_.clear();
     checkpoint_sizes_.clear();
     if (status.code() == Code::kBusy) {  // MDB_MAP_FULL: grow that map and redo the drain.
