@@ -194,17 +194,37 @@ Result<std::string> event_to_json(const ledger::OpenedEvent& event) {
   return json::serialize(out);
 }
 
-json::object receipt_json(const EventId& event_id, const ledger::Receipt& receipt) {
-  json::object out;
-  out["event_id"] = format_uuid(event_id);
-  out["seq"] = receipt.seq;
-  out["hash"] = to_hex(receipt.hash);
-  out["duplicate"] = receipt.duplicate;
-  return out;
+namespace {
+void append_hex(std::string& out, const std::uint8_t* bytes, std::size_t count) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < count; ++i) {
+    out.push_back(kDigits[bytes[i] >> 4U]);
+    out.push_back(kDigits[bytes[i] & 0x0fU]);
+  }
+}
+}  // namespace
+
+void append_receipt_json(std::string& out, const EventId& event_id, const ledger::Receipt& receipt) {
+  out += "{\"event_id\":\"";
+  // 8-4-4-4-12 hex digits, as format_uuid writes them.
+  append_hex(out, event_id.data(), 4);
+  for (std::size_t at : {4U, 6U, 8U}) {
+    out.push_back('-');
+    append_hex(out, event_id.data() + at, 2);
+  }
+  out.push_back('-');
+  append_hex(out, event_id.data() + 10, 6);
+  out += "\",\"seq\":";
+  out += std::to_string(receipt.seq);
+  out += ",\"hash\":\"";
+  append_hex(out, receipt.hash.data(), receipt.hash.size());
+  out += receipt.duplicate ? "\",\"duplicate\":true}" : "\",\"duplicate\":false}";
 }
 
 std::string receipt_to_json(const EventId& event_id, const ledger::Receipt& receipt) {
-  return json::serialize(receipt_json(event_id, receipt));
+  std::string out;
+  append_receipt_json(out, event_id, receipt);
+  return out;
 }
 
 }  // namespace trail::proj

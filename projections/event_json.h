@@ -39,6 +39,7 @@ Result<std::string> event_to_json(const ledger::OpenedEvent& event);
 
 // A receipt as {"event_id", "seq", "hash", "duplicate"}.
 std::string receipt_to_json(const EventId& event_id, const ledger::Receipt& receipt);
-boost::json::object receipt_json(const EventId& event_id, const ledger::Receipt& receipt);
+// The same appended to `out`, written in place: a batch's receipts are its answer's bulk.
+void append_receipt_json(std::string& out, const EventId& event_id, const ledger::Receipt& receipt);
 
 }  // namespace trail::proj

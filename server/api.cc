@@ -73,6 +73,10 @@ void Api::Call::json(http::status status, const json::value& body) {
   reply(json_response(request, status, json::serialize(body)));
 }
 
+void Api::Call::json_text(http::status status, std::string body) {
+  reply(json_response(request, status, std::move(body)));
+}
+
 void Api::Call::error(http::status status, std::string_view code, std::string_view message) {
   reply(error_response(request, status, code, message));
 }

@@ -47,6 +47,8 @@ struct Api::Call {
   // access log (the listener strips those headers before writing).
   void reply(Response response);
   void json(http::status status, const boost::json::value& body);
+  // The same for a body already serialised (valid JSON, written by Trail's own code).
+  void json_text(http::status status, std::string body);
   void error(http::status status, std::string_view code, std::string_view message);
   // Maps a Status to its answer: kInvalid 400, kNotFound 404, kConflict 409, kBusy 503, and
   // storage failures 500 with a generic message (the detail goes to the log, not the client).
