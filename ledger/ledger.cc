@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "ledger/internal/event_id_index.h"
 #include "ledger/internal/layout.h"
@@ -124,6 +125,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const LedgerOptions& options) {
   tree.origin = options.checkpoint_origin;
   if (tree.origin.empty() && ledger->keys_) tree.origin = ledger->keys_->signer().name();
   tree.checkpoint_every = options.checkpoint_every_events;
+  ledger->replay_chunk_events_ = std::max<std::uint64_t>(1, options.replay_chunk_events);
   if (!read_only) {
     Ledger* self = ledger.get();
     ledger->writer_ = std::make_unique<detail::Writer>(
@@ -392,10 +394,6 @@ Result<std::shared_ptr<const DataKey>> Ledger::existing_project_key(
 }  // namespace trail::ledger
 
 namespace trail::ledger {
-namespace {
-constexpr std::uint64_t kRebuildChunkEvents = 100'000;  // Per commit; views write a case once each.
-}  // namespace
-
 Result<std::uint64_t> Ledger::first_seq_at_or_after(std::string_view project,
                                                      TimeUs time_us) const {
   TRAIL_ASSIGN_OR_RETURN(Head head, this->head(project));
@@ -456,24 +454,39 @@ Status Ledger::replay_in_chunks(const std::string& project, std::uint64_t after,
   const detail::KeyLookup lookup = [this](std::uint32_t id) { return data_key_by_id(id); };
   std::uint64_t applied = after;
   while (applied < to) {
-    const std::uint64_t end = std::min(to, applied + kRebuildChunkEvents);
+    const std::uint64_t end = std::min(to, applied + replay_chunk_events_);
     // The chain's transaction only reads the events; it is begun first, as the writer's is.
     TRAIL_ASSIGN_OR_RETURN(auto txn, env_->begin_write());
     TRAIL_ASSIGN_OR_RETURN(auto views, views_env_->begin_write());
-    Status status =
-        detail::replay(txn, views, project, applied, end, bindings, *project_key, lookup);
+    // Each view from where it stands now, not where the last chunk left it: between chunks
+    // another process's writer (a traild beside `trailctl rebuild`) may have caught it up to
+    // its own appends, and folding those events again would count them twice.
+    std::map<std::uint64_t, std::vector<detail::ProjectorBinding>> by_seq;
+    Status status = Status::ok();
+    for (const auto& binding : bindings) {
+      auto stands = detail::applied_seq(views, binding.projector->name(), project);
+      if (!stands.is_ok()) {
+        status = stands.status();
+        break;
+      }
+      if (*stands < end) by_seq[*stands].push_back(binding);
+    }
+    for (const auto& [from, group] : by_seq) {
+      if (!status.is_ok()) break;
+      status = detail::replay(txn, views, project, from, end, group, *project_key, lookup);
+    }
     for (const auto& binding : bindings) {
       if (!status.is_ok()) break;
       detail::WriteProjectionTables tables{views, binding.dbis};
       status = binding.projector->flush(tables);
     }
     if (status.is_ok()) status = views.commit();
+    views.abort();  // After a failure before the commit (a committed one is gone already).
+    txn.abort();    // Read only; the chain's write lock is not held past the chunk.
     if (!status.is_ok()) {  // What the projectors kept of this chunk was never committed.
       for (const auto& binding : bindings) binding.projector->discard();
     }
     if (status.code() == Code::kBusy) {  // Map full: grow and redo the chunk.
-      views.abort();
-      txn.abort();
       TRAIL_TRY(views_env_->grow_map());
       continue;
     }

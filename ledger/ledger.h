@@ -68,6 +68,8 @@ struct LedgerOptions {
   // (0: never by count), and by a timer within `checkpoint_interval` of any append.
   std::uint64_t checkpoint_every_events = 10'000;
   std::chrono::milliseconds checkpoint_interval{2000};
+  // Events per commit when views are rebuilt or caught up (tests make it small).
+  std::uint64_t replay_chunk_events = 100'000;
 };
 
 // An event as stored: its envelope bytes (exactly as hashed) and its hash.
@@ -240,6 +242,7 @@ class Ledger {
   // Every view: the id index first, then projectors_ in order.
   std::vector<detail::ProjectorBinding> bindings_;
   std::unique_ptr<detail::Writer> writer_;
+  std::uint64_t replay_chunk_events_ = 100'000;
   bool has_trees_ = false;
   unsigned merkle_dbi_ = 0;
   unsigned checkpoints_dbi_ = 0;
