@@ -442,9 +442,7 @@ std::vector<std::string> CaseProjector::tables() const {
 Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) {
   TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
   const ledger::EventDraft& draft = *event.draft;
-  std::uint64_t& last_seq = last_seq_[std::string(event.project)];
-  if (event.seq != last_seq + 1) written_.clear();  // Folded elsewhere too: stored states rule.
-  last_seq = event.seq;
+  written_.saw(event.project, event.seq);
   if (draft.kind == schema::Kind::FORM_SUBMITTED) {  // Remember its xmlns for the history.
     auto xmlns = decode_form_xmlns(draft.payload);
     if (!xmlns) return Status::ok();
@@ -465,9 +463,8 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   bool existed = true;
   if (first_in_txn) {
     slot->second.key = event.key;
-    if (auto written = written_.find(slot->first); written != written_.end()) {
-      slot->second.state = std::move(written->second);
-      written_.erase(written);
+    if (auto written = written_.take(slot->first)) {
+      slot->second.state = std::move(*written);
     } else {
       auto stored = load_state(tables, *event.key, event.project, case_id);
       if (!stored.is_ok()) {
@@ -590,16 +587,14 @@ Status CaseProjector::flush(ledger::ProjectionTables& tables) {
     }
   }
   // Written (committed next, or discard() forgets them): kept for the cases' next events.
-  for (auto& [skey, pending] : pending_) written_.insert_or_assign(skey, std::move(pending.state));
-  while (written_.size() > kWrittenStatesMax) written_.erase(written_.begin());
+  for (auto& [skey, pending] : pending_) written_.keep(skey, std::move(pending.state));
   pending_.clear();
   return Status::ok();
 }
 
 void CaseProjector::discard() {
   pending_.clear();
-  written_.clear();
-  last_seq_.clear();
+  written_.forget();
 }
 
 Result<std::optional<CaseState>> CaseProjector::get(const ledger::Ledger& ledger,

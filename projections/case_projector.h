@@ -28,6 +28,7 @@
 #include "ledger/ledger.h"
 #include "ledger/projector.h"
 #include "projections/case_payload.h"
+#include "projections/kept_states.h"
 #include "schema/views.capnp.h"
 
 namespace trail::proj {
@@ -150,13 +151,9 @@ class CaseProjector final : public ledger::Projector {
     const ledger::DataKey* key = nullptr;
   };
   std::unordered_map<std::string, Pending> pending_;  // Flushed in key order.
-  // States as this instance last wrote them, by state key, so a case's next event need not
-  // read and open its record again. They hold while this instance folds every event of a
-  // project in order: a gap in a project's seqs (another process appended) forgets them all,
-  // as does an abandoned transaction (discard()). At most kWrittenStatesMax. Writer thread only.
-  static constexpr std::size_t kWrittenStatesMax = 8192;
-  std::unordered_map<std::string, CaseState> written_;
-  std::unordered_map<std::string, std::uint64_t> last_seq_;  // Last seq folded, by project.
+  // States as this instance last wrote them, by state key (docs/CASES.md, "States kept in
+  // memory"). Writer thread only.
+  KeptStates<CaseState> written_{8192};
   bool from_scratch_ = false;
   std::uint64_t in_place_ = 0;  // Writer thread only.
 };

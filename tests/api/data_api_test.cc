@@ -118,7 +118,8 @@ TEST_F(ApiTest, ACaseChangedByTrailctlBetweenTraildsAppendsKeepsEveryChange) {
   };
   over_http("case.created", "a", "1");
   over_http("case.updated", "b", "1");
-  json::object by_cli = case_event(uuid(), "case.updated", c, "", {{"a", "2"}, {"c", "1"}});
+  // trailctl also moves the case to another owner: the sync view must follow.
+  json::object by_cli = case_event(uuid(), "case.updated", c, ids_["chw"], {{"a", "2"}, {"c", "1"}});
   by_cli["actor"] = ids_["sup"];
   by_cli["channel"] = "api";
   auto appended = trailctl({"append", "--project", "clinic-a"}, json::serialize(by_cli) + "\n");
@@ -129,9 +130,24 @@ TEST_F(ApiTest, ACaseChangedByTrailctlBetweenTraildsAppendsKeepsEveryChange) {
   const auto& fields = got.json().at("fields").as_object();
   EXPECT_EQ(fields.at("a").as_string(), "2") << got.body;
   EXPECT_TRUE(fields.contains("b") && fields.contains("c") && fields.contains("d")) << got.body;
+  EXPECT_EQ(got.json().at("owner").as_string(), ids_["chw"]) << got.body;
   auto history = sup->get("/v1/projects/clinic-a/cases/" + c + "/history");
   ASSERT_EQ(history.status, 200U);
   EXPECT_EQ(history.json().at("history").as_array().size(), 4U) << history.body;
+  // A restore hands the case to its new owner's phone only.
+  const auto restored = [&](const std::string& who) {
+    auto session = login(who);
+    std::set<std::string> ids;
+    if (!session) return ids;
+    auto restore = session->get("/v1/projects/clinic-a/sync");
+    EXPECT_EQ(restore.status, 200U) << restore.body;
+    for (const auto& r : restore.json().at("cases").as_array()) {
+      ids.insert(std::string(r.at("case_id").as_string()));
+    }
+    return ids;
+  };
+  EXPECT_EQ(restored("chw").count(c), 1U);
+  EXPECT_EQ(restored("sup").count(c), 0U);
 }
 
 TEST_F(ApiTest, CaseReadsAreRecordedWithAddressAndEndpointBeforeTheyAreAnswered) {
