@@ -310,18 +310,18 @@ void fold(CaseState& state, bool existed, const ledger::AppendedEvent& event,
 
 // Folds the case's events again, from nothing, in reconciled order: runs of consecutive events
 // by one user within kReorderWindowUs of the run's first are sorted by device time (then seq).
-// `prior` holds the seqs of the case's earlier events, ascending.
+// `prior` holds the history entries of the case's earlier events, ascending by seq.
 Result<CaseState> refold(const ledger::AppendedEvent& current, const EventId& case_id,
-                         const std::vector<std::uint64_t>& prior) {
+                         const std::vector<HistoryEntry>& prior) {
   struct Item {
     std::uint64_t seq;
     ledger::LoadedEvent loaded;
   };
   std::vector<Item> items;
   items.reserve(prior.size() + 1);
-  for (const std::uint64_t seq : prior) {
-    TRAIL_ASSIGN_OR_RETURN(auto loaded, (*current.load)(seq));
-    items.push_back({seq, std::move(loaded)});
+  for (const HistoryEntry& entry : prior) {
+    TRAIL_ASSIGN_OR_RETURN(auto loaded, (*current.load)(entry.seq));
+    items.push_back({entry.seq, std::move(loaded)});
   }
   items.push_back({current.seq, {*current.draft, current.server_time_us}});
   for (std::size_t start = 0; start < items.size();) {
@@ -505,10 +505,7 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
       if (refolded) ++in_place_;
     }
     if (!refolded) {
-      std::vector<std::uint64_t> seqs;
-      seqs.reserve(prior.size());
-      for (const HistoryEntry& entry : prior) seqs.push_back(entry.seq);
-      TRAIL_ASSIGN_OR_RETURN(refolded, refold(event, case_id, seqs));
+      TRAIL_ASSIGN_OR_RETURN(refolded, refold(event, case_id, prior));
     }
     refolded->opened_us = state.opened_us;
     refolded->run_first_seq = state.run_first_seq;
