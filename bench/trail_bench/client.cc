@@ -45,6 +45,7 @@ constexpr std::size_t kSetupBatchEvents = 100;     // case.created events per se
 constexpr std::size_t kBodyExcerptBytesMax = 200;  // Of an unexpected answer, in messages.
 constexpr auto kReconnectBackoff = std::chrono::milliseconds(100);
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(1);
+constexpr std::size_t kReadBufferBytes = 64U << 10U;  // The most Beast reads at a time.
 
 // The outcome of one exchange: ok when `ec` is clear; else the step that failed.
 struct IoError {
@@ -82,6 +83,9 @@ class Connection {
   Connection(asio::any_io_executor executor, const Transport& transport)
       : executor_{std::move(executor)}, transport_{transport} {
     TRAIL_BENCH_CHECK(kTls == (transport_.tls != nullptr));
+    // Beast reads at most what the buffer has room for, and a flat_buffer keeps the capacity
+    // of its first read (512 bytes): a batch's receipts came in 20-odd reads without this.
+    buffer_.reserve(kReadBufferBytes);
   }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
