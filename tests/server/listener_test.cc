@@ -45,6 +45,15 @@ using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 using HttpResponse = http::response<http::string_body>;
 
+// FNV-1a (64-bit) of `bytes`: what /echo reports, to check a body arrived whole and in order.
+std::uint64_t fnv1a(std::string_view bytes) {
+  std::uint64_t hash = 0xcbf29ce484222325ULL;
+  for (const char c : bytes) {
+    hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  }
+  return hash;
+}
+
 // ---------------------------------------------------------------------------------------------
 // A Handler with one route per behaviour the listener must cope with.
 //   GET /healthz        {"status":"ok"} at once
@@ -129,6 +138,7 @@ class TestHandler final : public server::Handler {
     if (path == "/echo") {
       boost::json::object body;
       body["bytes"] = request.body().size();
+      body["fnv1a"] = fnv1a(request.body());  // Of the bytes, in their order.
       return route("/echo", ok(request, boost::json::serialize(body)));
     }
     if (path == "/context") {
@@ -345,6 +355,41 @@ TEST_F(Listener, EchoHandlerSeesTheWholeBody) {
   auto r = client.send(http::verb::post, "/echo", std::string(1000, 'b'));
   EXPECT_EQ(r.result(), http::status::ok);
   EXPECT_EQ(json(r).at("bytes").as_int64(), 1000);
+}
+
+// The listener gives a connection's buffer room for a body once its header is read (up to
+// 64 KiB a read): bodies larger than that room, smaller after larger on one connection, and
+// sent in slow pieces must all arrive whole.
+TEST(ListenerBodies, ArriveWholeWhateverTheirSizeAndPace) {
+  TestHandler handler;
+  server::Limits limits = test_limits();
+  limits.body_bytes_max = 1U << 20U;
+  Running running{handler, limits};
+  ASSERT_TRUE(running.start());
+  std::string pattern;
+  for (int i = 0; pattern.size() < 300'000; ++i) pattern += std::to_string(i) + ",";
+  Client client{running.port()};
+  for (const std::size_t size : {std::size_t{300'000}, std::size_t{10}, std::size_t{65'536},
+                                 std::size_t{65'537}, std::size_t{700}, std::size_t{200'000}}) {
+    const std::string body = pattern.substr(0, size);
+    auto r = client.send(http::verb::post, "/echo", body);
+    ASSERT_EQ(r.result(), http::status::ok) << size;
+    EXPECT_EQ(json(r).at("bytes").as_int64(), static_cast<std::int64_t>(size));
+    EXPECT_EQ(json(r).at("fnv1a").to_number<std::uint64_t>(), fnv1a(body)) << size;
+  }
+  // The header alone first, then the body in three pieces.
+  const std::string body = pattern.substr(0, 150'000);
+  const std::string head = "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n";
+  asio::write(client.socket(), asio::buffer(head));
+  for (std::size_t at = 0; at < body.size(); at += 50'000) {
+    std::this_thread::sleep_for(50ms);
+    asio::write(client.socket(), asio::buffer(body.substr(at, 50'000)));
+  }
+  auto r = client.read();
+  ASSERT_EQ(r.result(), http::status::ok);
+  EXPECT_EQ(json(r).at("fnv1a").to_number<std::uint64_t>(), fnv1a(body));
+  EXPECT_EQ(running.server().open_connections(), 1U);
 }
 
 TEST_F(Listener, KeepAliveServesSeveralRequestsOnOneConnection) {
