@@ -315,6 +315,25 @@ class Server::Session final : public Server::SessionBase,
       const std::size_t room = std::min<std::uint64_t>(*length, kBodyReadBytesMax);
       if (buffer_.capacity() - buffer_.size() < room) buffer_.reserve(buffer_.size() + room);
     }
+    // A client that asked to be told to go on (curl does for bodies over 1 MiB) would wait a
+    // second for it before sending the body (RFC 9110 §10.1.1). A body too large for the limit
+    // never gets here: its Content-Length fails the header with 413.
+    const auto& header = parser_->get();
+    if (header.version() >= 11 && beast::iequals(header[http::field::expect], "100-continue")) {
+      continue_ = {http::status::continue_, header.version()};
+      http::async_write(stream_, continue_,
+                        beast::bind_front_handler(&Session::on_continue, this->shared_from_this()));
+      return;
+    }
+    read_body();
+  }
+
+  void on_continue(beast::error_code ec, std::size_t /*bytes*/) {
+    if (ec) return close();
+    read_body();
+  }
+
+  void read_body() {
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::on_read, this->shared_from_this()));
   }
@@ -442,6 +461,7 @@ class Server::Session final : public Server::SessionBase,
   std::string user_;
   Clock::time_point started_;
   Response response_;  // Being written; Beast needs it alive until on_write.
+  http::response<http::empty_body> continue_;  // "100 Continue", while it is written.
 };
 
 Server::Server(Handler& handler, Limits limits, std::optional<TlsConfig> tls)

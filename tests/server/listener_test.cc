@@ -19,6 +19,8 @@
 #include <vector>
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -390,6 +392,38 @@ TEST(ListenerBodies, ArriveWholeWhateverTheirSizeAndPace) {
   ASSERT_EQ(r.result(), http::status::ok);
   EXPECT_EQ(json(r).at("fnv1a").to_number<std::uint64_t>(), fnv1a(body));
   EXPECT_EQ(running.server().open_connections(), 1U);
+}
+
+// A client that sends "Expect: 100-continue" holds its body back until told to go on (curl
+// waits a second, then sends it anyway); a body over the limit is refused at its header.
+TEST(ListenerBodies, AClientExpectingContinueIsToldToGoOn) {
+  TestHandler handler;
+  server::Limits limits = test_limits();
+  limits.body_bytes_max = 1U << 20U;
+  Running running{handler, limits};
+  ASSERT_TRUE(running.start());
+  Client client{running.port()};
+  const std::string body(5000, 'e');
+  const std::string head =
+      "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n";
+  asio::write(client.socket(), asio::buffer(head));
+  asio::streambuf interim;  // The server sends nothing more until the body comes.
+  beast::error_code ec;
+  asio::read_until(client.socket(), interim, "\r\n\r\n", ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(beast::buffers_to_string(interim.data()), "HTTP/1.1 100 Continue\r\n\r\n");
+  asio::write(client.socket(), asio::buffer(body));
+  auto r = client.read();
+  ASSERT_EQ(r.result(), http::status::ok);
+  EXPECT_EQ(json(r).at("fnv1a").to_number<std::uint64_t>(), fnv1a(body));
+
+  Client big{running.port()};
+  asio::write(big.socket(),
+              asio::buffer(std::string{"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                       "Expect: 100-continue\r\nContent-Length: 2000000\r\n\r\n"}));
+  EXPECT_EQ(big.read().result(), http::status::payload_too_large);
+  EXPECT_EQ(handler.calls(), 1);
 }
 
 TEST_F(Listener, KeepAliveServesSeveralRequestsOnOneConnection) {
