@@ -359,18 +359,27 @@ TEST_F(Listener, EchoHandlerSeesTheWholeBody) {
   EXPECT_EQ(json(r).at("bytes").as_int64(), 1000);
 }
 
+// A listener that takes bodies of up to 1 MiB.
+class ListenerBodies : public ::testing::Test {
+ protected:
+  static server::Limits limits() {
+    server::Limits limits = test_limits();
+    limits.body_bytes_max = 1U << 20U;
+    return limits;
+  }
+  void SetUp() override { ASSERT_TRUE(running_.start()); }
+
+  TestHandler handler_;
+  Running running_{handler_, limits()};
+};
+
 // The listener gives a connection's buffer room for a body once its header is read (up to
 // 64 KiB a read): bodies larger than that room, smaller after larger on one connection, and
 // sent in slow pieces must all arrive whole.
-TEST(ListenerBodies, ArriveWholeWhateverTheirSizeAndPace) {
-  TestHandler handler;
-  server::Limits limits = test_limits();
-  limits.body_bytes_max = 1U << 20U;
-  Running running{handler, limits};
-  ASSERT_TRUE(running.start());
+TEST_F(ListenerBodies, ArriveWholeWhateverTheirSizeAndPace) {
   std::string pattern;
   for (int i = 0; pattern.size() < 300'000; ++i) pattern += std::to_string(i) + ",";
-  Client client{running.port()};
+  Client client{running_.port()};
   for (const std::size_t size : {std::size_t{300'000}, std::size_t{10}, std::size_t{65'536},
                                  std::size_t{65'537}, std::size_t{700}, std::size_t{200'000}}) {
     const std::string body = pattern.substr(0, size);
@@ -391,18 +400,13 @@ TEST(ListenerBodies, ArriveWholeWhateverTheirSizeAndPace) {
   auto r = client.read();
   ASSERT_EQ(r.result(), http::status::ok);
   EXPECT_EQ(json(r).at("fnv1a").to_number<std::uint64_t>(), fnv1a(body));
-  EXPECT_EQ(running.server().open_connections(), 1U);
+  EXPECT_EQ(running_.server().open_connections(), 1U);
 }
 
 // A client that sends "Expect: 100-continue" holds its body back until told to go on (curl
 // waits a second, then sends it anyway); a body over the limit is refused at its header.
-TEST(ListenerBodies, AClientExpectingContinueIsToldToGoOn) {
-  TestHandler handler;
-  server::Limits limits = test_limits();
-  limits.body_bytes_max = 1U << 20U;
-  Running running{handler, limits};
-  ASSERT_TRUE(running.start());
-  Client client{running.port()};
+TEST_F(ListenerBodies, AClientExpectingContinueIsToldToGoOn) {
+  Client client{running_.port()};
   const std::string body(5000, 'e');
   const std::string head =
       "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: " +
@@ -418,12 +422,12 @@ TEST(ListenerBodies, AClientExpectingContinueIsToldToGoOn) {
   ASSERT_EQ(r.result(), http::status::ok);
   EXPECT_EQ(json(r).at("fnv1a").to_number<std::uint64_t>(), fnv1a(body));
 
-  Client big{running.port()};
+  Client big{running_.port()};
   asio::write(big.socket(),
               asio::buffer(std::string{"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                        "Expect: 100-continue\r\nContent-Length: 2000000\r\n\r\n"}));
   EXPECT_EQ(big.read().result(), http::status::payload_too_large);
-  EXPECT_EQ(handler.calls(), 1);
+  EXPECT_EQ(handler_.calls(), 1);
 }
 
 TEST_F(Listener, KeepAliveServesSeveralRequestsOnOneConnection) {
