@@ -311,10 +311,11 @@ class Server::Session final : public Server::SessionBase,
   // With the header in, the buffer is given room for the body (up to Beast's 64 KiB a read).
   void on_header(beast::error_code ec, std::size_t bytes) {
     if (ec || parser_->is_done()) return on_read(ec, bytes);
-    if (const auto length = parser_->content_length_remaining()) {
-      const std::size_t room = std::min<std::uint64_t>(*length, kBodyReadBytesMax);
-      if (buffer_.capacity() - buffer_.size() < room) buffer_.reserve(buffer_.size() + room);
-    }
+    // A chunked body's length is not known: it gets the most room.
+    const auto length = parser_->content_length_remaining();
+    const std::size_t room = length ? std::min<std::uint64_t>(*length, kBodyReadBytesMax)
+                                    : kBodyReadBytesMax;
+    if (buffer_.capacity() - buffer_.size() < room) buffer_.reserve(buffer_.size() + room);
     // A client that asked to be told to go on (curl does for bodies over 1 MiB) would wait a
     // second for it before sending the body (RFC 9110 §10.1.1). A body too large for the limit
     // never gets here: its Content-Length fails the header with 413.

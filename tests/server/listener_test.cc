@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -398,6 +399,18 @@ TEST_F(ListenerBodies, ArriveWholeWhateverTheirSizeAndPace) {
     asio::write(client.socket(), asio::buffer(body.substr(at, 50'000)));
   }
   auto r = client.read();
+  ASSERT_EQ(r.result(), http::status::ok);
+  EXPECT_EQ(json(r).at("fnv1a").to_number<std::uint64_t>(), fnv1a(body));
+  // Chunked, so of no announced length: three chunks, then the last.
+  std::string chunked =
+      "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (std::size_t at = 0; at < body.size(); at += 50'000) {
+    chunked += (std::stringstream{} << std::hex << 50'000).str() + "\r\n" +
+               body.substr(at, 50'000) + "\r\n";
+  }
+  chunked += "0\r\n\r\n";
+  asio::write(client.socket(), asio::buffer(chunked));
+  r = client.read();
   ASSERT_EQ(r.result(), http::status::ok);
   EXPECT_EQ(json(r).at("fnv1a").to_number<std::uint64_t>(), fnv1a(body));
   EXPECT_EQ(running_.server().open_connections(), 1U);
