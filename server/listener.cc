@@ -261,7 +261,14 @@ class Server::Session final : public Server::SessionBase,
   }
 
   void on_drain() override {
-    if (state_ == State::kHandshaking || state_ == State::kReading) lowest().cancel();
+    if (state_ == State::kHandshaking || state_ == State::kReading) {
+      // Cancelling alone missed a read whose data had just come in: its handler was queued,
+      // Beast then read on for the rest of the header, and the stop waited out its limit.
+      // With the receiving side shut, any read from here on ends at once.
+      boost::system::error_code ignored;
+      lowest().socket().shutdown(tcp::socket::shutdown_receive, ignored);
+      lowest().cancel();
+    }
     // kHandling and kWriting finish their request and then close (draining_ is set).
   }
 

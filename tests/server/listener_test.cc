@@ -619,6 +619,25 @@ TEST(GracefulStop, IdleConnectionsDoNotDelayTheStop) {
   EXPECT_LT(running.stop_and_join(), 3000ms);
 }
 
+// The stop can come as a connection's first bytes arrive: a read that completed, its handler
+// not yet run, is past cancelling. Many rounds, so the race is met.
+TEST(GracefulStop, AHeaderArrivingAsTheStopBeginsDoesNotDelayIt) {
+  for (int round = 0; round < 30; ++round) {
+    TestHandler handler;
+    server::Limits limits = test_limits();
+    limits.idle_timeout = 30s;
+    limits.read_timeout = 30s;
+    Running running{handler, limits};
+    ASSERT_TRUE(running.start());
+    asio::io_context io;
+    tcp::socket half(io);
+    half.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), running.port()));
+    ASSERT_TRUE(eventually([&] { return running.server().open_connections() == 1; }));
+    asio::write(half, asio::buffer(std::string{"GET /healthz HTTP/1.1\r\n"}));
+    ASSERT_LT(running.stop_and_join(), 3000ms) << "round " << round;
+  }
+}
+
 TEST(GracefulStop, NewConnectionsAreRefusedOnceStopped) {
   TestHandler handler;
   Running running{handler, test_limits()};
