@@ -238,21 +238,26 @@ std::string index_value(const CaseIndexData& index) {
   return index.case_id ? format_uuid(*index.case_id) : std::string{};
 }
 
-// Folds one case event into `state`, listing what changed.
+// Folds one case event into `state`, listing what changed in `changes` when it is given (the
+// history's queries); the writer's folds pass none, so no value is copied for them.
 void fold(CaseState& state, bool existed, const ledger::AppendedEvent& event,
-          const CaseChangeData& change, std::vector<FieldChange>& changes) {
+          const CaseChangeData& change, std::vector<FieldChange>* changes) {
   const auto kind = event.draft->kind;
   auto set_attr = [&](schema::Action action, std::string& attr, const std::string& value) {
     if (value.empty()) return;
-    FieldChange c{action, "", std::nullopt, value, attr == value};
-    if (existed || !attr.empty()) c.prior = attr;
+    if (changes != nullptr) {
+      FieldChange c{action, "", std::nullopt, value, attr == value};
+      if (existed || !attr.empty()) c.prior = attr;
+      changes->push_back(std::move(c));
+    }
     attr = value;
-    changes.push_back(std::move(c));
   };
   if (!existed) {
-    changes.push_back({kind == schema::Kind::CASE_CREATED ? schema::Action::CREATE
-                                                          : schema::Action::IMPLICIT_CREATE,
-                       "", std::nullopt, "", false});
+    if (changes != nullptr) {
+      changes->push_back({kind == schema::Kind::CASE_CREATED ? schema::Action::CREATE
+                                                             : schema::Action::IMPLICIT_CREATE,
+                          "", std::nullopt, "", false});
+    }
     state.implicit = kind != schema::Kind::CASE_CREATED;
     state.opened_us = event.server_time_us;
   }
@@ -262,24 +267,32 @@ void fold(CaseState& state, bool existed, const ledger::AppendedEvent& event,
   for (const auto& [name, value] : change.fields) {
     auto it = std::lower_bound(state.fields.begin(), state.fields.end(), name,
                                [](const auto& f, const std::string& n) { return f.first < n; });
-    FieldChange c{schema::Action::UPDATE, name, std::nullopt, value, false};
-    if (it != state.fields.end() && it->first == name) {
-      c.prior = it->second;
-      c.unchanged = it->second == value;
+    const bool present = it != state.fields.end() && it->first == name;
+    if (changes != nullptr) {
+      FieldChange c{schema::Action::UPDATE, name, std::nullopt, value, false};
+      if (present) {
+        c.prior = it->second;
+        c.unchanged = it->second == value;
+      }
+      changes->push_back(std::move(c));
+    }
+    if (present) {
       it->second = value;
     } else {
       state.fields.insert(it, {name, value});
     }
-    changes.push_back(std::move(c));
   }
   for (const auto& index : change.indices) {
     auto it = std::lower_bound(state.indices.begin(), state.indices.end(), index.name,
                                [](const auto& i, const std::string& n) { return i.name < n; });
-    FieldChange c{schema::Action::INDEX, index.name, std::nullopt, index_value(index), false};
     const bool present = it != state.indices.end() && it->name == index.name;
-    if (present) {
-      c.prior = index_value(*it);
-      c.unchanged = it->case_id == index.case_id;
+    if (changes != nullptr) {
+      FieldChange c{schema::Action::INDEX, index.name, std::nullopt, index_value(index), false};
+      if (present) {
+        c.prior = index_value(*it);
+        c.unchanged = it->case_id == index.case_id;
+      }
+      changes->push_back(std::move(c));
     }
     if (!index.case_id) {
       if (present) state.indices.erase(it);
@@ -288,18 +301,21 @@ void fold(CaseState& state, bool existed, const ledger::AppendedEvent& event,
     } else {
       state.indices.insert(it, index);
     }
-    changes.push_back(std::move(c));
   }
   if (kind == schema::Kind::CASE_CLOSED) {
     const bool was_closed = state.closed;
-    changes.push_back({was_closed ? schema::Action::CLOSE_CLOSED : schema::Action::CLOSE, "",
-                       std::nullopt, "", was_closed});
+    if (changes != nullptr) {
+      changes->push_back({was_closed ? schema::Action::CLOSE_CLOSED : schema::Action::CLOSE, "",
+                          std::nullopt, "", was_closed});
+    }
     if (!was_closed) {
       state.closed = true;
       state.closed_us = event.server_time_us;
     }
   } else if (kind == schema::Kind::CASE_REOPENED) {
-    changes.push_back({schema::Action::REOPEN, "", std::nullopt, "", !state.closed});
+    if (changes != nullptr) {
+      changes->push_back({schema::Action::REOPEN, "", std::nullopt, "", !state.closed});
+    }
     state.closed = false;
   }
   state.modified_us = event.server_time_us;
@@ -340,13 +356,12 @@ Result<CaseState> refold(const ledger::AppendedEvent& current, const EventId& ca
   CaseState state;
   state.case_id = case_id;
   bool existed = false;
-  std::vector<FieldChange> ignored;
   for (const auto& item : items) {
     auto change = decode_case_change(item.loaded.draft.payload);
     if (!change.is_ok()) continue;
     const ledger::AppendedEvent event{current.project, item.seq, item.loaded.server_time_us,
                                       &item.loaded.draft, current.key, current.load};
-    fold(state, existed, event, *change, ignored);
+    fold(state, existed, event, *change, nullptr);
     existed = true;
   }
   // Times and the last user describe the latest arrival, whatever the folding order.
@@ -400,8 +415,7 @@ Result<std::optional<CaseState>> refold_late(const CaseState& before,
     return a->client_us < b->client_us;
   });
   CaseState state = before;
-  std::vector<FieldChange> ignored;
-  fold(state, true, current, change, ignored);
+  fold(state, true, current, change, nullptr);
   for (const HistoryEntry* entry : after) {
     TRAIL_ASSIGN_OR_RETURN(auto loaded, (*current.load)(entry->seq));
     if (closes(loaded.draft.kind)) return std::optional<CaseState>{};
@@ -409,7 +423,7 @@ Result<std::optional<CaseState>> refold_late(const CaseState& before,
     if (!later.is_ok()) continue;  // As refold() skips it.
     const ledger::AppendedEvent event{current.project, entry->seq, loaded.server_time_us,
                                       &loaded.draft, current.key, current.load};
-    fold(state, true, event, *later, ignored);
+    fold(state, true, event, *later, nullptr);
   }
   // Times and the last user describe the latest arrival, whatever the folding order.
   state.modified_us = current.server_time_us;
@@ -494,8 +508,7 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
                             event.server_time_us - state.modified_us <= kReorderWindowUs;
   std::optional<CaseState> before;
   if (out_of_order && !from_scratch_) before = state;
-  std::vector<FieldChange> changes;
-  fold(state, existed, event, *change, changes);
+  fold(state, existed, event, *change, nullptr);
   if (out_of_order) {
     std::vector<HistoryEntry> prior;
     TRAIL_TRY(history_entries(tables, event.project, case_id, state, prior));
@@ -812,7 +825,7 @@ Result<std::vector<HistoryItem>> CaseProjector::history(const ledger::Ledger& le
       const ledger::AppendedEvent event{project, seq, opened.envelope.server_time_us,
                                         &draft, key.get(), nullptr};
       std::vector<FieldChange> changes;
-      fold(state, existed, event, *change, changes);
+      fold(state, existed, event, *change, &changes);
       existed = true;
       if (wanted_set.count({case_id, seq}) == 0) continue;
       HistoryItem item;
