@@ -69,7 +69,9 @@ Result<CaseChangeData> decode_case_change(std::string_view payload) {
     out.case_type = str(change.getCaseType());
     out.case_name = str(change.getCaseName());
     out.owner = str(change.getOwner());
-    for (const auto field : change.getFields()) {
+    const auto fields = change.getFields();
+    out.fields.reserve(fields.size());
+    for (const auto field : fields) {
       out.fields.emplace_back(str(field.getName()), str(field.getValue()));
     }
     for (const auto index : change.getIndices()) {
