@@ -319,9 +319,10 @@ asio::awaitable<void> set_up_over(const Options& options, const Transport& trans
   const std::string authorization = "Bearer " + out.token;
   co_await create_project(conn, options, transport, authorization, out);
   if (!out.error.empty()) co_return;
-  if (options.mode != Mode::kAppend) {
-    co_await create_cases(conn, options, transport, authorization, case_ids, out);
-  }
+  // Every mode updates or reads cases that exist and have an owner, as a phone's cases do: an
+  // update of an unknown case would create it implicitly, ownerless, and skip the sync view's
+  // per-owner log that a real case's every change writes.
+  co_await create_cases(conn, options, transport, authorization, case_ids, out);
   co_await conn.shut_down();
 }
 

@@ -82,7 +82,7 @@ void add_options(CLI::App& app, Options& o) {
   app.add_option("--payload-bytes", o.payload_bytes, "approximate JSON size of each event's fields")
       ->check(CLI::Range(std::size_t{0}, kPayloadBytesMax))
       ->capture_default_str();
-  app.add_option("--cases", o.cases, "distinct case ids (read and mixed modes create them first)")
+  app.add_option("--cases", o.cases, "distinct case ids (created first, owned by the bench's user)")
       ->check(CLI::Range(std::size_t{1}, kCasesMax))
       ->capture_default_str();
   app.add_flag("--v7", o.v7_ids, "time-ordered UUIDv7 event ids (phones that mint them append faster)");
