@@ -20,7 +20,9 @@ using view::add_u64;
 using view::is_case_kind;
 
 enum TableIndex : std::size_t { kCase, kLog };
-constexpr const char* kTableNames[] = {"sync.case", "sync.log"};
+constexpr const char* kTableNames[] = {"sync.case", "sync.changes"};
+// A log entry in a bucket: seq u64 big-endian, case id, flags.
+constexpr std::size_t kEntryBytes = 8 + 16 + 1;
 constexpr std::uint8_t kCaseVersion = 1;
 constexpr std::uint8_t kInBefore = 0x01U;
 constexpr std::uint8_t kInAfter = 0x02U;
@@ -35,6 +37,11 @@ std::string case_key(std::string_view project, const EventId& id) {
 std::string log_prefix(std::string_view project, std::string_view owner) {
   std::string k = pk(project);
   view::add_text(k, owner);
+  return k;
+}
+std::string bucket_key(std::string_view project, std::string_view owner, std::uint64_t seq) {
+  std::string k = log_prefix(project, owner);
+  add_u64(k, seq / SyncProjector::kBucketSeqs);
   return k;
 }
 
@@ -82,42 +89,83 @@ Result<SyncCase> decode_case(std::string_view bytes) {
 }
 
 
-// Writes the log entry of (owner, seq, case) unless the case is out before and after.
-Status log_entry(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event,
-                 std::string_view owner, const EventId& case_id, bool in_before, bool in_after) {
-  if (owner.empty() || (!in_before && !in_after)) return Status::ok();
-  std::string k = log_prefix(event.project, owner);
-  add_u64(k, event.seq);
-  add_id(k, case_id);
-  const char flags =
-      static_cast<char>((in_before ? kInBefore : 0U) | (in_after ? kInAfter : 0U));
-  return tables.put(kLog, as_bytes(k), as_bytes(seal(*event.key, kLog, k, {&flags, 1})));
-}
-
 }  // namespace
 
 std::vector<std::string> SyncProjector::tables() const {
   return {std::begin(kTableNames), std::end(kTableNames)};
 }
 
+Result<SyncProjector::PendingCase*> SyncProjector::case_record(
+    ledger::ProjectionTables& tables, const ledger::AppendedEvent& event, const EventId& case_id) {
+  std::string ckey = case_key(event.project, case_id);
+  if (auto it = pending_cases_.find(ckey); it != pending_cases_.end()) return &it->second;
+  PendingCase pending;
+  pending.key = event.key;
+  if (auto kept = written_cases_.take(ckey)) {
+    pending.state = std::move(*kept);
+  } else {
+    TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kCase, as_bytes(ckey)));
+    if (!stored) return nullptr;  // Not seen yet: apply() creates it.
+    std::string plain;
+    TRAIL_TRY(open(*event.key, kCase, ckey, *stored, plain));
+    TRAIL_ASSIGN_OR_RETURN(pending.state, decode_case(plain));
+  }
+  return &pending_cases_.emplace(std::move(ckey), std::move(pending)).first->second;
+}
+
+// Adds the log entry of (owner, seq, case) to its bucket unless the case is out before and
+// after.
+Status SyncProjector::log_entry(ledger::ProjectionTables& tables,
+                                const ledger::AppendedEvent& event, std::string_view owner,
+                                const EventId& case_id, bool in_before, bool in_after) {
+  if (owner.empty() || (!in_before && !in_after)) return Status::ok();
+  auto [slot, fresh] = pending_buckets_.try_emplace(bucket_key(event.project, owner, event.seq));
+  PendingBucket& bucket = slot->second;
+  if (fresh) {
+    bucket.key = event.key;
+    if (auto kept = written_buckets_.take(slot->first)) {
+      bucket.entries = std::move(*kept);
+    } else {
+      auto stored = tables.get(kLog, as_bytes(slot->first));
+      Status loaded = stored.is_ok() ? Status::ok() : stored.status();
+      if (loaded.is_ok() && *stored) {
+        loaded = open(*event.key, kLog, slot->first, **stored, bucket.entries);
+      }
+      if (loaded.is_ok() && bucket.entries.size() % kEntryBytes != 0) {
+        loaded = Status::error(Code::kCorrupt, "malformed sync log bucket");
+      }
+      if (!loaded.is_ok()) {
+        pending_buckets_.erase(slot);
+        return loaded;
+      }
+    }
+  }
+  add_u64(bucket.entries, event.seq);
+  add_id(bucket.entries, case_id);
+  bucket.entries.push_back(
+      static_cast<char>((in_before ? kInBefore : 0U) | (in_after ? kInAfter : 0U)));
+  return Status::ok();
+}
+
 Status SyncProjector::apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) {
   TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
+  written_cases_.saw(event.project, event.seq);
+  written_buckets_.saw(event.project, event.seq);
   const ledger::EventDraft& draft = *event.draft;
   if (!is_case_kind(draft.kind) || !draft.subject) return Status::ok();
   const CaseChangeData* change = case_change_of(event);
   if (change == nullptr) return Status::ok();  // Not a case change: the case view ignores it too.
   const EventId& case_id = *draft.subject;
-  const std::string ckey = case_key(event.project, case_id);
 
-  SyncCase state;
-  bool existed = false;
-  TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kCase, as_bytes(ckey)));
-  if (stored) {
-    std::string plain;
-    TRAIL_TRY(open(*event.key, kCase, ckey, *stored, plain));
-    TRAIL_ASSIGN_OR_RETURN(state, decode_case(plain));
-    existed = true;
+  TRAIL_ASSIGN_OR_RETURN(PendingCase * record, case_record(tables, event, case_id));
+  const bool existed = record != nullptr;
+  if (!existed) {
+    PendingCase created;
+    created.key = event.key;
+    record = &pending_cases_.emplace(case_key(event.project, case_id), std::move(created))
+                  .first->second;
   }
+  SyncCase& state = record->state;
   const std::string old_owner = state.owner;
   const bool was_closed = state.closed;
   const bool was_in = existed && !state.closed;  // In its (old) owner's set before.
@@ -129,8 +177,7 @@ Status SyncProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   // update dirties no page of this table, only the owner's log.
   if (!existed || old_owner != state.owner || was_closed != state.closed) {
     state.last_seq = event.seq;
-    TRAIL_TRY(tables.put(kCase, as_bytes(ckey),
-                         as_bytes(seal(*event.key, kCase, ckey, encode_case(state)))));
+    record->dirty = true;
   }
 
   const bool is_in = !state.closed;
@@ -139,6 +186,39 @@ Status SyncProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   }
   TRAIL_TRY(log_entry(tables, event, old_owner, case_id, was_in, false));
   return log_entry(tables, event, state.owner, case_id, false, is_in);
+}
+
+Status SyncProjector::flush(ledger::ProjectionTables& tables) {
+  Status written = Status::ok();
+  for (const auto& [ckey, pending] : pending_cases_) {
+    if (!written.is_ok()) break;
+    if (!pending.dirty) continue;
+    written = tables.put(kCase, as_bytes(ckey),
+                         as_bytes(seal(*pending.key, kCase, ckey, encode_case(pending.state))));
+  }
+  for (const auto& [bkey, bucket] : pending_buckets_) {
+    if (!written.is_ok()) break;
+    written = tables.put(kLog, as_bytes(bkey), as_bytes(seal(*bucket.key, kLog, bkey, bucket.entries)));
+  }
+  if (!written.is_ok()) {
+    discard();
+    return written;
+  }
+  // Written (committed next, or discard() forgets them): kept for the next events.
+  for (auto& [ckey, pending] : pending_cases_) written_cases_.keep(ckey, std::move(pending.state));
+  for (auto& [bkey, bucket] : pending_buckets_) {
+    written_buckets_.keep(bkey, std::move(bucket.entries));
+  }
+  pending_cases_.clear();
+  pending_buckets_.clear();
+  return Status::ok();
+}
+
+void SyncProjector::discard() {
+  pending_cases_.clear();
+  pending_buckets_.clear();
+  written_cases_.forget();
+  written_buckets_.forget();
 }
 
 Result<SyncChanges> SyncProjector::changes(const ledger::Ledger& ledger,
@@ -164,32 +244,42 @@ Result<SyncChanges> SyncProjector::changes(const ledger::Ledger& ledger,
       if (owner.empty()) continue;
       const std::string prefix = log_prefix(project, owner);
       std::string from = prefix;
-      add_u64(from, since_seq + 1);
+      add_u64(from, (since_seq + 1) / kBucketSeqs);  // The bucket of since + 1 on.
       std::map<EventId, std::pair<bool, bool>> mine;  // First "before", last "after".
       Status inner = Status::ok();
       TRAIL_TRY(tables.scan(kLog, as_bytes(from), [&](ByteView k, ByteView value) {
         if (k.size() < prefix.size() || as_chars(k.subspan(0, prefix.size())) != prefix) {
           return false;
         }
-        const ByteView rest = k.subspan(prefix.size());
-        if (rest.size() != 24) {
+        if (k.size() != prefix.size() + 8) {
           inner = Status::error(Code::kCorrupt, "malformed sync log key");
           return false;
         }
-        if (get_u64_be(rest.data()) > out.head_seq) return false;
+        const std::uint64_t bucket = get_u64_be(k.data() + prefix.size());
+        if (bucket > out.head_seq / kBucketSeqs) return false;  // Wholly after the head.
         std::string plain;
         inner = open(*key, kLog, as_chars(k), value, plain);
         if (!inner.is_ok()) return false;
-        if (plain.size() != 1) {
-          inner = Status::error(Code::kCorrupt, "malformed sync log entry");
+        if (plain.empty() || plain.size() % kEntryBytes != 0) {
+          inner = Status::error(Code::kCorrupt, "malformed sync log bucket");
           return false;
         }
-        const auto flags = static_cast<std::uint8_t>(plain[0]);
-        EventId case_id{};
-        std::memcpy(case_id.data(), rest.data() + 8, case_id.size());
-        const bool after = (flags & kInAfter) != 0;
-        auto [it, inserted] = mine.try_emplace(case_id, (flags & kInBefore) != 0, after);
-        if (!inserted) it->second.second = after;
+        const auto* p = reinterpret_cast<const std::uint8_t*>(plain.data());
+        for (std::size_t at = 0; at < plain.size(); at += kEntryBytes) {
+          const std::uint64_t seq = get_u64_be(p + at);
+          if (seq / kBucketSeqs != bucket) {
+            inner = Status::error(Code::kCorrupt, "sync log entry in the wrong bucket");
+            return false;
+          }
+          if (seq <= since_seq) continue;
+          if (seq > out.head_seq) break;  // Ascending: the rest is after the head too.
+          const auto flags = p[at + 24];
+          EventId case_id{};
+          std::memcpy(case_id.data(), p + at + 8, case_id.size());
+          const bool after = (flags & kInAfter) != 0;
+          auto [it, inserted] = mine.try_emplace(case_id, (flags & kInBefore) != 0, after);
+          if (!inserted) it->second.second = after;
+        }
         return true;
       }));
       TRAIL_TRY(inner);

@@ -32,15 +32,19 @@
 // A phone that applies the answer (download `changed`, purge `left`) and keeps head_seq as its
 // next S holds exactly { c : in(c, H) }. The same O must be used from sync to sync: when the
 // user's owner set changes, restore from 0. Owner "" in O matches nothing.
-// Cost: the log entries of each owner in O with seq in (S, H]; a restore reads each owner's
-//   whole log (its history, not only its open cases).
+// Cost: each owner in O: its log buckets from the one of S + 1 on; a restore reads its whole log
+//   (its history, not only its open cases).
 //
 // Invariants: apply() is a pure function of the view and the event (rebuilds are
 //   byte-identical). For every owner o and case c, the last log entry of (o, c) at or before t
 //   says "in" exactly when c is owned by o and open at t (no entry: not in).
-// Encryption at rest: values (case record: owner, closed, last seq; log entry: the in/out
-//   flags) are sealed deterministically with the project's data key, bound to table and key.
-//   Keys hold only project ids, case ids, owner ids and seqs.
+// Storage: an owner's log entries are kept in buckets of kBucketSeqs aligned seqs, one sealed
+//   value each; a bucket is a function of the events alone (not of how they were committed), so
+//   rebuilds stay byte-identical. The writer keeps the records and buckets it wrote in memory
+//   for the next events, as the case view keeps its states (projections/kept_states.h).
+// Encryption at rest: values (case record: owner, closed, last seq; log bucket: its entries'
+//   seqs, case ids and in/out flags) are sealed deterministically with the project's data key,
+//   bound to table and key. Keys hold only project ids, case ids, owner ids and seqs / kBucketSeqs.
 // Errors: changes() returns kConflict when S is beyond the view's head (a sync token from
 //   another data directory or from before a restore: restore from 0); kCorrupt when a stored
 //   value does not open or a key is malformed; storage errors otherwise. A project without
@@ -53,12 +57,14 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "ledger/bytes.h"
 #include "ledger/ledger.h"
 #include "ledger/projector.h"
 #include "ledger/status.h"
+#include "projections/kept_states.h"
 
 namespace trail::proj {
 
@@ -77,13 +83,23 @@ struct SyncCase {
 
 class SyncProjector final : public ledger::Projector {
  public:
-  std::string_view name() const override { return "sync"; }
-  // sync.case (project, case id)               -> sealed {owner, closed, last seq}
-  // sync.log  (project, owner, seq, case id)   -> sealed {in before, in after}
+  // Entries of an owner's change log with seqs in one such aligned range share one sealed
+  // value (a bucket), so a batch of one owner's events seals and puts a value per range rather
+  // than one per event. Bounded so that a full bucket stays inside an LMDB page.
+  static constexpr std::uint64_t kBucketSeqs = 64;
+
+  std::string_view name() const override { return "sync/2"; }
+  // sync.case    (project, case id)             -> sealed {owner, closed, last seq}
+  // sync.changes (project, owner, seq / 64)     -> sealed [seq u64, case id, flags u8]...,
+  //                                                ascending seq (flags: in before 1, after 2)
   // project and owner are length-prefixed (an owner over 254 bytes: 0xff, then its SHA-256);
-  // ids 16 bytes; seq u64 big-endian.
+  // ids 16 bytes; seq u64 big-endian. (View "sync", before: one sync.log entry per event.)
   std::vector<std::string> tables() const override;
+  std::vector<std::string> retired_tables() const override { return {"sync.log"}; }
   Status apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) override;
+  // Writes the case records and log buckets apply() changed, once each per transaction.
+  Status flush(ledger::ProjectionTables& tables) override;
+  void discard() override;
 
   // See the header comment.
   Result<SyncChanges> changes(const ledger::Ledger& ledger, std::string_view project,
@@ -91,6 +107,30 @@ class SyncProjector final : public ledger::Projector {
   // The view's record of `case_id` now, or nullopt when it has not seen the case.
   Result<std::optional<SyncCase>> get(const ledger::Ledger& ledger, std::string_view project,
                                       const EventId& case_id) const;
+
+ private:
+  struct PendingCase {
+    SyncCase state;
+    const ledger::DataKey* key = nullptr;
+    bool dirty = false;  // Changed in this transaction: written at flush.
+  };
+  struct PendingBucket {
+    std::string entries;  // Plain, as stored once sealed.
+    const ledger::DataKey* key = nullptr;
+  };
+  // The case's record as this transaction has it, or null when the view has never seen it.
+  Result<PendingCase*> case_record(ledger::ProjectionTables& tables,
+                                   const ledger::AppendedEvent& event, const EventId& case_id);
+  Status log_entry(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event,
+                   std::string_view owner, const EventId& case_id, bool in_before,
+                   bool in_after);
+
+  // What this transaction changed (writer thread only), and what the last transactions wrote,
+  // kept for the next events as the case view keeps its states (projections/kept_states.h).
+  std::unordered_map<std::string, PendingCase> pending_cases_;
+  std::unordered_map<std::string, PendingBucket> pending_buckets_;
+  KeptStates<SyncCase> written_cases_{65536};
+  KeptStates<std::string> written_buckets_{8192};
 };
 
 }  // namespace trail::proj
