@@ -40,6 +40,8 @@ constexpr std::uint64_t kStateSlot = ~std::uint64_t{0};
 constexpr std::size_t kChunkSeqs = 32;
 // An entry in a chunk: the seq, then the device time (two's complement), u64 big-endian each.
 constexpr std::size_t kEntryBytes = 16;
+// An entry in a case.history_by_user bucket: the seq (u64 big-endian), then the case id.
+constexpr std::size_t kUserEntryBytes = 8 + 16;
 
 
 // ---- keys ----
@@ -457,6 +459,7 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
   const ledger::EventDraft& draft = *event.draft;
   written_.saw(event.project, event.seq);
+  written_by_user_.saw(event.project, event.seq);
   if (draft.kind == schema::Kind::FORM_SUBMITTED) {  // Remember its xmlns for the history.
     auto xmlns = decode_form_xmlns(draft.payload);
     if (!xmlns) return Status::ok();
@@ -573,11 +576,33 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
     }
   }
 
+  // The user's entry, in its bucket (written at flush).
   std::string by_user = pk(event.project);
   add_text(by_user, draft.actor);
-  add_u64(by_user, event.seq);
-  add_id(by_user, case_id);
-  return tables.put(kHistoryByUser, as_bytes(by_user), {});
+  add_u64(by_user, event.seq / kUserBucketSeqs);
+  auto [bucket, fresh] = pending_by_user_.try_emplace(std::move(by_user));
+  if (fresh) {
+    if (auto kept = written_by_user_.take(bucket->first)) {
+      bucket->second = std::move(*kept);
+    } else {
+      auto stored = tables.get(kHistoryByUser, as_bytes(bucket->first));
+      Status loaded = stored.is_ok() ? Status::ok() : stored.status();
+      if (loaded.is_ok() && *stored) {
+        if ((*stored)->size() % kUserEntryBytes != 0) {
+          loaded = Status::error(Code::kCorrupt, "malformed history bucket");
+        } else {
+          bucket->second.assign(as_chars(**stored));
+        }
+      }
+      if (!loaded.is_ok()) {
+        pending_by_user_.erase(bucket);
+        return loaded;
+      }
+    }
+  }
+  add_u64(bucket->second, event.seq);
+  add_id(bucket->second, case_id);
+  return Status::ok();
 }
 
 Status CaseProjector::flush(ledger::ProjectionTables& tables) {
@@ -596,15 +621,26 @@ Status CaseProjector::flush(ledger::ProjectionTables& tables) {
       return put;
     }
   }
+  for (const auto& [bkey, entries] : pending_by_user_) {
+    const Status put = tables.put(kHistoryByUser, as_bytes(bkey), as_bytes(entries));
+    if (!put.is_ok()) {
+      discard();
+      return put;
+    }
+  }
   // Written (committed next, or discard() forgets them): kept for the cases' next events.
   for (auto& [skey, pending] : pending_) written_.keep(skey, std::move(pending.state));
+  for (auto& [bkey, entries] : pending_by_user_) written_by_user_.keep(bkey, std::move(entries));
   pending_.clear();
+  pending_by_user_.clear();
   return Status::ok();
 }
 
 void CaseProjector::discard() {
   pending_.clear();
+  pending_by_user_.clear();
   written_.forget();
+  written_by_user_.forget();
 }
 
 Result<std::optional<CaseState>> CaseProjector::get(const ledger::Ledger& ledger,
@@ -781,17 +817,19 @@ Result<std::vector<HistoryItem>> CaseProjector::history(const ledger::Ledger& le
       Status inner = Status::ok();
       std::string prefix = pk(project);
       add_text(prefix, *filter.actor);
-      TRAIL_TRY(tables.scan(kHistoryByUser, as_bytes(prefix), [&](ByteView k, ByteView) {
+      TRAIL_TRY(tables.scan(kHistoryByUser, as_bytes(prefix), [&](ByteView k, ByteView v) {
         if (k.size() < prefix.size() || as_chars(k.subspan(0, prefix.size())) != prefix) {
           return false;
         }
-        const ByteView rest = k.subspan(prefix.size());
-        if (rest.size() != 24) {
-          inner = Status::error(Code::kCorrupt, "malformed history key");
+        if (k.size() != prefix.size() + 8 || v.empty() || v.size() % kUserEntryBytes != 0) {
+          inner = Status::error(Code::kCorrupt, "malformed history bucket");
           return false;
         }
-        wanted.emplace_back(id_at(rest, 8), get_u64_be(rest.data()));
-        return time_post_filter || limit == 0 || wanted.size() < limit;
+        for (std::size_t at = 0; at < v.size(); at += kUserEntryBytes) {
+          wanted.emplace_back(id_at(v, at + 8), get_u64_be(v.data() + at));
+          if (!time_post_filter && limit != 0 && wanted.size() >= limit) return false;
+        }
+        return true;
       }));
       TRAIL_TRY(inner);
     }

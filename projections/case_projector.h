@@ -118,10 +118,14 @@ class CaseProjector final : public ledger::Projector {
   // How many late events were folded that way (not by folding the whole case), for tests.
   std::uint64_t late_events_folded_in_place() const { return in_place_; }
 
+  // A user's entries in case.history_by_user share one value per this many aligned seqs.
+  static constexpr std::uint64_t kUserBucketSeqs = 64;
+
+  // "/5": case.history_by_user holds a user's entries in buckets of kUserBucketSeqs seqs.
   // "/4": history chunks hold each event's device time beside its seq, and the state where the
   // latest run began (docs/CASES.md). A view written in an earlier layout is rebuilt from the
   // chains at open (LedgerOptions::catch_up_views): a new name starts from empty tables.
-  std::string_view name() const override { return "case/4"; }
+  std::string_view name() const override { return "case/5"; }
   std::vector<std::string> tables() const override;
   std::vector<std::string> retired_tables() const override { return {"case.state", "case.history"}; }
   Status apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) override;
@@ -154,6 +158,10 @@ class CaseProjector final : public ledger::Projector {
   // States as this instance last wrote them, by state key (docs/CASES.md, "States kept in
   // memory"). Writer thread only.
   KeptStates<CaseState> written_{8192};
+  // case.history_by_user buckets changed in the open transaction (written at flush), and those
+  // written before, kept for the next events by the same rules. Writer thread only.
+  std::unordered_map<std::string, std::string> pending_by_user_;
+  KeptStates<std::string> written_by_user_{8192};
   bool from_scratch_ = false;
   std::uint64_t in_place_ = 0;  // Writer thread only.
 };

@@ -142,6 +142,16 @@ TEST_F(ApiTest, ACaseChangedByTrailctlBetweenTraildsAppendsKeepsEveryChange) {
   auto history = sup->get("/v1/projects/clinic-a/cases/" + c + "/history");
   ASSERT_EQ(history.status, 200U);
   EXPECT_EQ(history.json().at("history").as_array().size(), 4U) << history.body;
+  // The user's own trail names all four, trailctl's among them.
+  auto aud = login("aud");
+  ASSERT_TRUE(aud);
+  auto by_user = aud->get("/v1/projects/clinic-a/audit/changes?user=" + ids_["sup"]);
+  ASSERT_EQ(by_user.status, 200U) << by_user.body;
+  std::size_t of_c = 0;
+  for (const auto& e : by_user.json().at("changes").as_array()) {
+    of_c += e.at("case_id").as_string() == c ? 1U : 0U;
+  }
+  EXPECT_EQ(of_c, 4U) << by_user.body;
   // A restore hands the case to its new owner's phone only.
   const auto restored = [&](const std::string& who) {
     auto session = login(who);
