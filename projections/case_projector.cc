@@ -26,13 +26,14 @@ using view::is_case_kind;
 
 // No index by time: the chain is in seq order and server time never decreases along it, so a
 // time range is a seq range of the ledger itself.
-// A case's history (the seqs of its events) and its state share one table: the state keeps the
-// seqs of the latest events, and every kChunkSeqs of them move to a chunk keyed by the first,
-// before the state. A case event so rewrites only the state (one page), and the table holds
-// about one entry per case rather than one per event, which keeps its branch pages few.
-enum TableIndex : std::size_t { kCases, kByOwner, kByType, kByParent, kHistoryByUser, kForms };
+// A case's history (the seqs of its events): the state keeps the seqs of the latest events,
+// and every kChunkSeqs of them move to a chunk keyed by the case and the first seq, in a table
+// of their own. A case event so rewrites only the state (one page), and case.records holds the
+// states alone, so a commit that touches many cases rewrites as few of its pages as they fill.
+enum TableIndex : std::size_t { kCases, kByOwner, kByType, kByParent, kHistoryByUser, kForms, kChunks };
 constexpr const char* kTableNames[] = {"case.records",   "case.by_owner",        "case.by_type",
-                                       "case.by_parent", "case.history_by_user", "case.forms"};
+                                       "case.by_parent", "case.history_by_user", "case.forms",
+                                       "case.chunks"};
 
 // The seq slot of a case's state record in case.records: above every event's seq.
 constexpr std::uint64_t kStateSlot = ~std::uint64_t{0};
@@ -46,13 +47,14 @@ constexpr std::size_t kUserEntryBytes = 8 + 16;
 
 // ---- keys ----
 
-// project || case id: every key of the case in case.records starts so.
+// project || case id: the case's state key and its chunks' keys start so.
 std::string case_prefix(std::string_view project, const EventId& id) {
   std::string k = pk(project);
   add_id(k, id);
   return k;
 }
-// A history chunk of the case, keyed by the first seq it holds; the state at kStateSlot.
+// A history chunk of the case (case.chunks), keyed by the first seq it holds; the state
+// (case.records) at kStateSlot.
 std::string chunk_key(std::string_view project, const EventId& id, std::uint64_t first_seq) {
   std::string k = case_prefix(project, id);
   add_u64(k, first_seq);
@@ -204,11 +206,10 @@ Status history_entries(const ledger::ProjectionTables& tables, std::string_view 
                        std::vector<HistoryEntry>& out) {
   const std::string prefix = case_prefix(project, case_id);
   Status inner = Status::ok();
-  TRAIL_TRY(tables.scan(kCases, as_bytes(prefix), [&](ByteView k, ByteView v) {
+  TRAIL_TRY(tables.scan(kChunks, as_bytes(prefix), [&](ByteView k, ByteView v) {
     if (k.size() != prefix.size() + 8 || as_chars(k.subspan(0, prefix.size())) != prefix) {
       return false;
     }
-    if (get_u64_be(k.data() + prefix.size()) == kStateSlot) return false;  // Chunks end there.
     if (v.empty() || v.size() % kEntryBytes != 0 || v.size() / kEntryBytes > kChunkSeqs) {
       inner = Status::error(Code::kCorrupt, "malformed history chunk");
       return false;
@@ -545,7 +546,7 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
       add_u64(chunk, entry.seq);
       add_u64(chunk, static_cast<std::uint64_t>(entry.client_us));
     }
-    TRAIL_TRY(tables.put(kCases, as_bytes(chunk_key(event.project, case_id, state.recent.front().seq)),
+    TRAIL_TRY(tables.put(kChunks, as_bytes(chunk_key(event.project, case_id, state.recent.front().seq)),
                          as_bytes(chunk)));
     state.recent.clear();
   }

@@ -121,7 +121,8 @@ class CaseProjector final : public ledger::Projector {
   // A user's entries in case.history_by_user share one value per this many aligned seqs.
   static constexpr std::uint64_t kUserBucketSeqs = 64;
 
-  // "/5": case.history_by_user holds a user's entries in buckets of kUserBucketSeqs seqs.
+  // "/5": case.history_by_user holds a user's entries in buckets of kUserBucketSeqs seqs, and
+  // the history chunks are in case.chunks, apart from the states.
   // "/4": history chunks hold each event's device time beside its seq, and the state where the
   // latest run began (docs/CASES.md). A view written in an earlier layout is rebuilt from the
   // chains at open (LedgerOptions::catch_up_views): a new name starts from empty tables.
