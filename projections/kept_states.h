@@ -34,6 +34,8 @@ class KeptStates {
     states_.erase(it);
     return out;
   }
+  // Whether a state is kept under `key` (it stays kept).
+  bool contains(const std::string& key) const { return states_.count(key) != 0; }
   // `state` as just written under `key` (committed next, or forget() is called). Any other
   // kept state may go to stay within the bound.
   void keep(const std::string& key, State state) {

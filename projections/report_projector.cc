@@ -241,18 +241,21 @@ Status apply_form(ledger::ProjectionTables& tables, const ledger::AppendedEvent&
   return tables.put(kUsers, as_bytes(uk), as_bytes(value));
 }
 
-Status apply_case(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) {
+Status apply_case(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event,
+                  KeptStates<bool>& known) {
   const ledger::EventDraft& draft = *event.draft;
   if (!draft.subject) return Status::ok();
   const CaseChangeData* change = case_change_of(event);
   if (change == nullptr) return Status::ok();  // Not a case change: nothing to fold.
   const std::string k = case_key(event.project, *draft.subject);
-  TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kCases, as_bytes(k)));
   // Most events only set fields: nothing in them can change a counted case, so its record is
-  // not even opened.
+  // not even opened, nor read when this writer knows it is stored.
   const bool may_change = !change->case_type.empty() || !change->owner.empty() ||
                           draft.kind == schema::Kind::CASE_CLOSED ||
                           draft.kind == schema::Kind::CASE_REOPENED;
+  if (!may_change && known.contains(k)) return Status::ok();
+  TRAIL_ASSIGN_OR_RETURN(auto stored, tables.get(kCases, as_bytes(k)));
+  if (stored) known.keep(k, true);
   if (stored && !may_change) return Status::ok();
   CaseRecord before;
   if (stored) {
@@ -266,7 +269,9 @@ Status apply_case(ledger::ProjectionTables& tables, const ledger::AppendedEvent&
   if (stored && after == before) return Status::ok();
   if (stored) TRAIL_TRY(count_case(tables, event.project, before, false));
   TRAIL_TRY(count_case(tables, event.project, after, true));
-  return tables.put(kCases, as_bytes(k), as_bytes(seal_record(*event.key, k, after)));
+  TRAIL_TRY(tables.put(kCases, as_bytes(k), as_bytes(seal_record(*event.key, k, after))));
+  known.keep(k, true);  // Committed next, or discard() forgets it.
+  return Status::ok();
 }
 
 // Runs `query` over `projector`'s tables in one snapshot of `ledger`.
@@ -383,10 +388,13 @@ std::vector<std::string> ReportProjector::tables() const {
 Status ReportProjector::apply(ledger::ProjectionTables& tables,
                               const ledger::AppendedEvent& event) {
   TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
+  known_cases_.saw(event.project, event.seq);
   if (event.draft->kind == schema::Kind::FORM_SUBMITTED) return apply_form(tables, event);
-  if (is_case_kind(event.draft->kind)) return apply_case(tables, event);
+  if (is_case_kind(event.draft->kind)) return apply_case(tables, event, known_cases_);
   return Status::ok();
 }
+
+void ReportProjector::discard() { known_cases_.forget(); }
 
 Result<std::vector<SubmissionRow>> ReportProjector::submissions(
     const ledger::ProjectionTables& tables, std::string_view project, Day from_day, Day to_day,

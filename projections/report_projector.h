@@ -54,6 +54,7 @@
 #include "ledger/ledger.h"
 #include "ledger/projector.h"
 #include "ledger/status.h"
+#include "projections/kept_states.h"
 
 namespace trail::proj {
 
@@ -104,6 +105,7 @@ class ReportProjector final : public ledger::Projector {
   std::string_view name() const override { return "report"; }
   std::vector<std::string> tables() const override;
   Status apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) override;
+  void discard() override;
 
   // Submission counts on days from_day to to_day (both inclusive) matching `filter`, ordered
   // by day, xmlns, user. An empty range (from_day > to_day) gives no rows.
@@ -126,6 +128,12 @@ class ReportProjector final : public ledger::Projector {
                                                 std::string_view project) const;
   Result<std::vector<ActivityRow>> activity(const ledger::ProjectionTables& tables,
                                             std::string_view project, TimeUs now) const;
+
+ private:
+  // Cases this writer saw stored or stored itself (records are never removed), so that an event
+  // that cannot change a counted case skips reading its record; forgotten by the rules of
+  // projections/kept_states.h. Writer thread only.
+  KeptStates<bool> known_cases_{65536};
 };
 
 // CSV (RFC 4180): a header line, then one line per row, lines ending in CRLF; a field holding

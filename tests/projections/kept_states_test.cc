@@ -48,6 +48,17 @@ TEST(KeptStates, ForgetClearsStatesAndSeqs) {
   EXPECT_EQ(kept.take("a"), "a2");
 }
 
+TEST(KeptStates, ContainsLeavesTheStateKept) {
+  KeptStates<bool> kept{8};
+  kept.saw("p", 1);
+  EXPECT_FALSE(kept.contains("a"));
+  kept.keep("a", true);
+  EXPECT_TRUE(kept.contains("a"));
+  EXPECT_TRUE(kept.contains("a"));  // Asking takes nothing.
+  kept.saw("p", 3);                 // A gap forgets it, as any kept state.
+  EXPECT_FALSE(kept.contains("a"));
+}
+
 TEST(KeptStates, HoldsAtMostItsBound) {
   KeptStates<int> kept{3};
   kept.saw("p", 1);
