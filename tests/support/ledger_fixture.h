@@ -92,6 +92,17 @@ class LedgerTest : public ::testing::Test {
     return std::move(result).value();
   }
 
+  // The views as folded event by event must be byte for byte what a rebuild from the chains
+  // writes (ends with the rebuilt views).
+  void expect_rebuild_reproduces_views() {
+    auto incremental = ledger_->projection_digest();
+    ASSERT_TRUE(incremental.is_ok()) << incremental.status().to_string();
+    ASSERT_TRUE(ledger_->rebuild_projections({}).is_ok());
+    auto rebuilt = ledger_->projection_digest();
+    ASSERT_TRUE(rebuilt.is_ok()) << rebuilt.status().to_string();
+    EXPECT_EQ(*incremental, *rebuilt);
+  }
+
   std::filesystem::path keys_dir() const { return dir_ / "keys"; }
   std::filesystem::path data_dir() const { return dir_ / "data"; }
 
