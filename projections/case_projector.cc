@@ -452,6 +452,11 @@ std::string_view action_name(schema::Action action) {
   return "unknown";
 }
 
+CaseProjector::CaseProjector(bool refold_from_scratch)
+    : by_user_{{.table = kHistoryByUser, .table_name = kTableNames[kHistoryByUser],
+                .entry_bytes = kUserEntryBytes, .sealed = false}},
+      from_scratch_{refold_from_scratch} {}
+
 std::vector<std::string> CaseProjector::tables() const {
   return {std::begin(kTableNames), std::end(kTableNames)};
 }
@@ -460,7 +465,7 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
   const ledger::EventDraft& draft = *event.draft;
   written_.saw(event.project, event.seq);
-  written_by_user_.saw(event.project, event.seq);
+  by_user_.saw(event.project, event.seq);
   if (draft.kind == schema::Kind::FORM_SUBMITTED) {  // Remember its xmlns for the history.
     auto xmlns = decode_form_xmlns(draft.payload);
     if (!xmlns) return Status::ok();
@@ -581,28 +586,10 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   std::string by_user = pk(event.project);
   add_text(by_user, draft.actor);
   add_u64(by_user, event.seq / kUserBucketSeqs);
-  auto [bucket, fresh] = pending_by_user_.try_emplace(std::move(by_user));
-  if (fresh) {
-    if (auto kept = written_by_user_.take(bucket->first)) {
-      bucket->second = std::move(*kept);
-    } else {
-      auto stored = tables.get(kHistoryByUser, as_bytes(bucket->first));
-      Status loaded = stored.is_ok() ? Status::ok() : stored.status();
-      if (loaded.is_ok() && *stored) {
-        if ((*stored)->size() % kUserEntryBytes != 0) {
-          loaded = Status::error(Code::kCorrupt, "malformed history bucket");
-        } else {
-          bucket->second.assign(as_chars(**stored));
-        }
-      }
-      if (!loaded.is_ok()) {
-        pending_by_user_.erase(bucket);
-        return loaded;
-      }
-    }
-  }
-  add_u64(bucket->second, event.seq);
-  add_id(bucket->second, case_id);
+  TRAIL_ASSIGN_OR_RETURN(std::string * entries,
+                         by_user_.entries(tables, std::move(by_user), *event.key));
+  add_u64(*entries, event.seq);
+  add_id(*entries, case_id);
   return Status::ok();
 }
 
@@ -622,26 +609,20 @@ Status CaseProjector::flush(ledger::ProjectionTables& tables) {
       return put;
     }
   }
-  for (const auto& [bkey, entries] : pending_by_user_) {
-    const Status put = tables.put(kHistoryByUser, as_bytes(bkey), as_bytes(entries));
-    if (!put.is_ok()) {
-      discard();
-      return put;
-    }
+  if (Status put = by_user_.flush(tables); !put.is_ok()) {
+    discard();
+    return put;
   }
   // Written (committed next, or discard() forgets them): kept for the cases' next events.
   for (auto& [skey, pending] : pending_) written_.keep(skey, std::move(pending.state));
-  for (auto& [bkey, entries] : pending_by_user_) written_by_user_.keep(bkey, std::move(entries));
   pending_.clear();
-  pending_by_user_.clear();
   return Status::ok();
 }
 
 void CaseProjector::discard() {
   pending_.clear();
-  pending_by_user_.clear();
   written_.forget();
-  written_by_user_.forget();
+  by_user_.discard();
 }
 
 Result<std::optional<CaseState>> CaseProjector::get(const ledger::Ledger& ledger,
@@ -818,16 +799,20 @@ Result<std::vector<HistoryItem>> CaseProjector::history(const ledger::Ledger& le
       Status inner = Status::ok();
       std::string prefix = pk(project);
       add_text(prefix, *filter.actor);
+      std::string entries;
       TRAIL_TRY(tables.scan(kHistoryByUser, as_bytes(prefix), [&](ByteView k, ByteView v) {
         if (k.size() < prefix.size() || as_chars(k.subspan(0, prefix.size())) != prefix) {
           return false;
         }
-        if (k.size() != prefix.size() + 8 || v.empty() || v.size() % kUserEntryBytes != 0) {
-          inner = Status::error(Code::kCorrupt, "malformed history bucket");
+        if (k.size() != prefix.size() + 8) {
+          inner = Status::error(Code::kCorrupt, "malformed history bucket key");
           return false;
         }
-        for (std::size_t at = 0; at < v.size(); at += kUserEntryBytes) {
-          wanted.emplace_back(id_at(v, at + 8), get_u64_be(v.data() + at));
+        inner = by_user_.read_stored(*key, k, v, entries);
+        if (!inner.is_ok()) return false;
+        const ByteView e = as_bytes(entries);
+        for (std::size_t at = 0; at < e.size(); at += kUserEntryBytes) {
+          wanted.emplace_back(id_at(e, at + 8), get_u64_be(e.data() + at));
           if (!time_post_filter && limit != 0 && wanted.size() >= limit) return false;
         }
         return true;

@@ -27,6 +27,7 @@
 
 #include "ledger/ledger.h"
 #include "ledger/projector.h"
+#include "projections/bucket_log.h"
 #include "projections/case_payload.h"
 #include "projections/kept_states.h"
 #include "schema/views.capnp.h"
@@ -114,7 +115,7 @@ class CaseProjector final : public ledger::Projector {
   // kReorderWindowUs) changes the reconciled order. By default only what follows it in that
   // order is folded again, from the state before it; with `refold_from_scratch` every event
   // of the case is (the reference the tests hold the default to: the states are identical).
-  explicit CaseProjector(bool refold_from_scratch = false) : from_scratch_{refold_from_scratch} {}
+  explicit CaseProjector(bool refold_from_scratch = false);
   // How many late events were folded that way (not by folding the whole case), for tests.
   std::uint64_t late_events_folded_in_place() const { return in_place_; }
 
@@ -159,10 +160,8 @@ class CaseProjector final : public ledger::Projector {
   // States as this instance last wrote them, by state key (docs/CASES.md, "States kept in
   // memory"). Writer thread only.
   KeptStates<CaseState> written_{8192};
-  // case.history_by_user buckets changed in the open transaction (written at flush), and those
-  // written before, kept for the next events by the same rules. Writer thread only.
-  std::unordered_map<std::string, std::string> pending_by_user_;
-  KeptStates<std::string> written_by_user_{8192};
+  // case.history_by_user: each user's log. Writer thread only.
+  BucketLog by_user_;
   bool from_scratch_ = false;
   std::uint64_t in_place_ = 0;  // Writer thread only.
 };

@@ -91,6 +91,10 @@ Result<SyncCase> decode_case(std::string_view bytes) {
 
 }  // namespace
 
+SyncProjector::SyncProjector()
+    : log_{{.table = kLog, .table_name = kTableNames[kLog], .entry_bytes = kEntryBytes,
+            .sealed = true}} {}
+
 std::vector<std::string> SyncProjector::tables() const {
   return {std::begin(kTableNames), std::end(kTableNames)};
 }
@@ -119,38 +123,18 @@ Status SyncProjector::log_entry(ledger::ProjectionTables& tables,
                                 const ledger::AppendedEvent& event, std::string_view owner,
                                 const EventId& case_id, bool in_before, bool in_after) {
   if (owner.empty() || (!in_before && !in_after)) return Status::ok();
-  auto [slot, fresh] = pending_buckets_.try_emplace(bucket_key(event.project, owner, event.seq));
-  PendingBucket& bucket = slot->second;
-  if (fresh) {
-    bucket.key = event.key;
-    if (auto kept = written_buckets_.take(slot->first)) {
-      bucket.entries = std::move(*kept);
-    } else {
-      auto stored = tables.get(kLog, as_bytes(slot->first));
-      Status loaded = stored.is_ok() ? Status::ok() : stored.status();
-      if (loaded.is_ok() && *stored) {
-        loaded = open(*event.key, kLog, slot->first, **stored, bucket.entries);
-      }
-      if (loaded.is_ok() && bucket.entries.size() % kEntryBytes != 0) {
-        loaded = Status::error(Code::kCorrupt, "malformed sync log bucket");
-      }
-      if (!loaded.is_ok()) {
-        pending_buckets_.erase(slot);
-        return loaded;
-      }
-    }
-  }
-  add_u64(bucket.entries, event.seq);
-  add_id(bucket.entries, case_id);
-  bucket.entries.push_back(
-      static_cast<char>((in_before ? kInBefore : 0U) | (in_after ? kInAfter : 0U)));
+  TRAIL_ASSIGN_OR_RETURN(std::string * entries,
+                         log_.entries(tables, bucket_key(event.project, owner, event.seq), *event.key));
+  add_u64(*entries, event.seq);
+  add_id(*entries, case_id);
+  entries->push_back(static_cast<char>((in_before ? kInBefore : 0U) | (in_after ? kInAfter : 0U)));
   return Status::ok();
 }
 
 Status SyncProjector::apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) {
   TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
   written_cases_.saw(event.project, event.seq);
-  written_buckets_.saw(event.project, event.seq);
+  log_.saw(event.project, event.seq);
   const ledger::EventDraft& draft = *event.draft;
   if (!is_case_kind(draft.kind) || !draft.subject) return Status::ok();
   const CaseChangeData* change = case_change_of(event);
@@ -196,29 +180,21 @@ Status SyncProjector::flush(ledger::ProjectionTables& tables) {
     written = tables.put(kCase, as_bytes(ckey),
                          as_bytes(seal(*pending.key, kCase, ckey, encode_case(pending.state))));
   }
-  for (const auto& [bkey, bucket] : pending_buckets_) {
-    if (!written.is_ok()) break;
-    written = tables.put(kLog, as_bytes(bkey), as_bytes(seal(*bucket.key, kLog, bkey, bucket.entries)));
-  }
+  if (written.is_ok()) written = log_.flush(tables);
   if (!written.is_ok()) {
     discard();
     return written;
   }
   // Written (committed next, or discard() forgets them): kept for the next events.
   for (auto& [ckey, pending] : pending_cases_) written_cases_.keep(ckey, std::move(pending.state));
-  for (auto& [bkey, bucket] : pending_buckets_) {
-    written_buckets_.keep(bkey, std::move(bucket.entries));
-  }
   pending_cases_.clear();
-  pending_buckets_.clear();
   return Status::ok();
 }
 
 void SyncProjector::discard() {
   pending_cases_.clear();
-  pending_buckets_.clear();
   written_cases_.forget();
-  written_buckets_.forget();
+  log_.discard();
 }
 
 Result<SyncChanges> SyncProjector::changes(const ledger::Ledger& ledger,
@@ -258,12 +234,8 @@ Result<SyncChanges> SyncProjector::changes(const ledger::Ledger& ledger,
         const std::uint64_t bucket = get_u64_be(k.data() + prefix.size());
         if (bucket > out.head_seq / kBucketSeqs) return false;  // Wholly after the head.
         std::string plain;
-        inner = open(*key, kLog, as_chars(k), value, plain);
+        inner = log_.read_stored(*key, k, value, plain);
         if (!inner.is_ok()) return false;
-        if (plain.empty() || plain.size() % kEntryBytes != 0) {
-          inner = Status::error(Code::kCorrupt, "malformed sync log bucket");
-          return false;
-        }
         const auto* p = reinterpret_cast<const std::uint8_t*>(plain.data());
         for (std::size_t at = 0; at < plain.size(); at += kEntryBytes) {
           const std::uint64_t seq = get_u64_be(p + at);

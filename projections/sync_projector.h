@@ -64,6 +64,7 @@
 #include "ledger/ledger.h"
 #include "ledger/projector.h"
 #include "ledger/status.h"
+#include "projections/bucket_log.h"
 #include "projections/kept_states.h"
 
 namespace trail::proj {
@@ -87,6 +88,8 @@ class SyncProjector final : public ledger::Projector {
   // value (a bucket), so a batch of one owner's events seals and puts a value per range rather
   // than one per event. Bounded so that a full bucket stays inside an LMDB page.
   static constexpr std::uint64_t kBucketSeqs = 64;
+
+  SyncProjector();
 
   std::string_view name() const override { return "sync/2"; }
   // sync.case    (project, case id)             -> sealed {owner, closed, last seq}
@@ -114,10 +117,6 @@ class SyncProjector final : public ledger::Projector {
     const ledger::DataKey* key = nullptr;
     bool dirty = false;  // Changed in this transaction: written at flush.
   };
-  struct PendingBucket {
-    std::string entries;  // Plain, as stored once sealed.
-    const ledger::DataKey* key = nullptr;
-  };
   // The case's record as this transaction has it, or null when the view has never seen it.
   Result<PendingCase*> case_record(ledger::ProjectionTables& tables,
                                    const ledger::AppendedEvent& event, const EventId& case_id);
@@ -125,12 +124,13 @@ class SyncProjector final : public ledger::Projector {
                    std::string_view owner, const EventId& case_id, bool in_before,
                    bool in_after);
 
-  // What this transaction changed (writer thread only), and what the last transactions wrote,
-  // kept for the next events as the case view keeps its states (projections/kept_states.h).
+  // The case records this transaction changed (writer thread only), and those the last
+  // transactions wrote, kept for the next events as the case view keeps its states
+  // (projections/kept_states.h).
   std::unordered_map<std::string, PendingCase> pending_cases_;
-  std::unordered_map<std::string, PendingBucket> pending_buckets_;
   KeptStates<SyncCase> written_cases_{65536};
-  KeptStates<std::string> written_buckets_{8192};
+  // sync.changes: each owner's log.
+  BucketLog log_;
 };
 
 }  // namespace trail::proj
