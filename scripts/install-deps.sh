@@ -17,6 +17,7 @@ packages=(
   libbenchmark-dev                         # micro-benchmarks
   libpugixml-dev                           # XForm / CaseXML submissions (projections/intake)
   libzxcvbn-dev                            # password strength estimate (zxcvbn)
+  libjemalloc-dev                          # traild's malloc (threads hand buffers to each other)
 )
 
 missing=()
