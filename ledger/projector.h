@@ -81,9 +81,15 @@ class Projector {
   virtual std::vector<std::string> retired_tables() const { return {}; }
   // Folds `event` into the view. Errors are storage errors only (they void the commit).
   virtual Status apply(ProjectionTables& tables, const AppendedEvent& event) = 0;
-  // Called once the last event of a transaction has been applied, before it commits: writes
-  // what apply() kept back (e.g. a case folded several times in one commit is written once).
-  // The data keys apply() was given are still alive. Default: nothing kept back.
+  // Called once the last event of a transaction has been applied, before flush(), possibly on
+  // another thread while the writer commits the chain (nothing else calls the projector
+  // meanwhile): does what flush() will need no tables for, such as sealing what it will
+  // write. Optional: flush() must do the same itself when this was not called since the last
+  // apply(). Default: nothing.
+  virtual void prepare_flush() {}
+  // Called once the last event of a transaction has been applied, before the views commit:
+  // writes what apply() kept back (e.g. a case folded several times in one commit is written
+  // once). The data keys apply() was given are still alive. Default: nothing kept back.
   virtual Status flush(ProjectionTables& tables) {
     (void)tables;
     return Status::ok();

@@ -464,6 +464,7 @@ std::vector<std::string> CaseProjector::tables() const {
 Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) {
   TRAIL_ASSERT(event.draft != nullptr && event.key != nullptr);
   const ledger::EventDraft& draft = *event.draft;
+  sealed_.clear();  // A prepared flush is out of date once anything more is folded.
   written_.saw(event.project, event.seq);
   by_user_.saw(event.project, event.seq);
   if (draft.kind == schema::Kind::FORM_SUBMITTED) {  // Remember its xmlns for the history.
@@ -593,7 +594,9 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   return Status::ok();
 }
 
-Status CaseProjector::flush(ledger::ProjectionTables& tables) {
+void CaseProjector::prepare_flush() {
+  sealed_.clear();
+  sealed_.reserve(pending_.size());
   std::vector<const std::pair<const std::string, Pending>*> ordered;  // Key order: LMDB likes it.
   ordered.reserve(pending_.size());
   for (const auto& entry : pending_) ordered.push_back(&entry);
@@ -602,13 +605,20 @@ Status CaseProjector::flush(ledger::ProjectionTables& tables) {
     const auto& [skey, pending] = *entry;
     capnp::MallocMessageBuilder message;
     build_record(pending.state, message.initRoot<schema::CaseRecord>());
-    const Status put =
-        tables.put(kCases, as_bytes(skey), as_bytes(seal_message(*pending.key, kCases, skey, message)));
+    sealed_.emplace_back(&skey, seal_message(*pending.key, kCases, skey, message));
+  }
+}
+
+Status CaseProjector::flush(ledger::ProjectionTables& tables) {
+  if (sealed_.size() != pending_.size()) prepare_flush();  // Not prepared since the last apply.
+  for (const auto& [skey, sealed] : sealed_) {
+    const Status put = tables.put(kCases, as_bytes(*skey), as_bytes(sealed));
     if (!put.is_ok()) {
       discard();
       return put;
     }
   }
+  sealed_.clear();
   if (Status put = by_user_.flush(tables); !put.is_ok()) {
     discard();
     return put;
@@ -620,6 +630,7 @@ Status CaseProjector::flush(ledger::ProjectionTables& tables) {
 }
 
 void CaseProjector::discard() {
+  sealed_.clear();
   pending_.clear();
   written_.forget();
   by_user_.discard();

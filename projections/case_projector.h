@@ -131,6 +131,8 @@ class CaseProjector final : public ledger::Projector {
   std::vector<std::string> tables() const override;
   std::vector<std::string> retired_tables() const override { return {"case.state", "case.history"}; }
   Status apply(ledger::ProjectionTables& tables, const ledger::AppendedEvent& event) override;
+  // Builds and seals the records of the states folded in this transaction (flush() puts them).
+  void prepare_flush() override;
   // Case states folded in this transaction are kept in memory and written once, here.
   Status flush(ledger::ProjectionTables& tables) override;
   void discard() override;
@@ -157,6 +159,8 @@ class CaseProjector final : public ledger::Projector {
     const ledger::DataKey* key = nullptr;
   };
   std::unordered_map<std::string, Pending> pending_;  // Flushed in key order.
+  // pending_'s records, sealed by prepare_flush(), in key order; empty until it runs.
+  std::vector<std::pair<const std::string*, std::string>> sealed_;
   // States as this instance last wrote them, by state key (docs/CASES.md, "States kept in
   // memory"). Writer thread only.
   KeptStates<CaseState> written_{8192};

@@ -264,6 +264,14 @@ void Writer::run() {
   }
 }
 
+std::size_t Writer::events_in(const std::vector<Job>& jobs) {
+  std::size_t events = 0;
+  for (const auto& job : jobs) {
+    if (const auto* append = std::get_if<AppendJob>(&job)) events += append->events.size();
+  }
+  return events;
+}
+
 void Writer::fail_all(std::vector<Job>& jobs, const Status& status) {
   for (auto& job : jobs) {
     if (auto* append = std::get_if<AppendJob>(&job)) {
@@ -294,15 +302,16 @@ void Writer::process(std::vector<Job>& jobs) {
       if (!views->is_ok()) status = views->status();
     }
     if (status.is_ok()) status = apply_all(*txn, **views, jobs, drain);
-    for (auto& binding : projectors_) {
-      if (!status.is_ok()) break;
-      WriteProjectionTables tables{**views, binding.dbis};
-      status = binding.projector->flush(tables);
-    }
-    if (!status.is_ok()) {
-      for (auto& binding : projectors_) binding.projector->discard();
-    }
     if (status.is_ok()) status = apply_checkpoints_due(*txn, drain);
+    // What the views will write is sealed on the side while the chain's commit waits for the
+    // disk; the views flush and commit once the chain is durable (invariant 5).
+    const bool aside = status.is_ok() && !projectors_.empty() &&
+                       events_in(jobs) >= kSealAsideEventsMin;
+    if (aside) {
+      sealer_.start([this] {
+        for (auto& binding : projectors_) binding.projector->prepare_flush();
+      });
+    }
     if (status.is_ok()) {
       bool inject = false;
       {
@@ -319,19 +328,27 @@ void Writer::process(std::vector<Job>& jobs) {
         const auto started = std::chrono::steady_clock::now();
         status = txn->commit();
         if (status.is_ok() && on_commit_) {
-          std::size_t events = 0;
-          for (const auto& job : jobs) {
-            if (const auto* append = std::get_if<AppendJob>(&job)) events += append->events.size();
-          }
-          on_commit_(events, static_cast<std::uint64_t>(
+          on_commit_(events_in(jobs), static_cast<std::uint64_t>(
                                  std::chrono::duration_cast<std::chrono::microseconds>(
                                      std::chrono::steady_clock::now() - started)
                                      .count()));
         }
       }
     }
+    if (aside) sealer_.wait();  // Before anything else touches the projectors.
     if (status.is_ok()) {  // Durable. The views follow, then the outcomes are handed over.
-      if (Status folded = commit_views(**views); !folded.is_ok()) {
+      Status folded = Status::ok();
+      for (auto& binding : projectors_) {
+        WriteProjectionTables tables{**views, binding.dbis};
+        folded = binding.projector->flush(tables);
+        if (!folded.is_ok()) break;
+      }
+      if (folded.is_ok()) {
+        folded = commit_views(**views);
+      } else {
+        (*views)->abort();  // recover_views starts the views over in a transaction of its own.
+      }
+      if (!folded.is_ok()) {
         for (auto& binding : projectors_) binding.projector->discard();
         if (folded = recover_views(jobs, drain, folded); !folded.is_ok()) {
           // The appends are durable, so they are answered as such; the views stay behind

@@ -34,6 +34,7 @@
 
 #include "ledger/envelope.h"
 #include "ledger/internal/lmdb_env.h"
+#include "ledger/internal/side_task.h"
 #include "ledger/internal/projection_tables.h"
 #include "ledger/internal/replay.h"
 #include "ledger/key_ring.h"
@@ -42,6 +43,9 @@
 namespace trail::ledger::detail {
 
 inline constexpr std::size_t kDrainEventsMax = 65'536;    // Events in one commit, at most.
+// A drain of at least this many events has its views' records sealed on the side while the
+// chain commits; a smaller one seals them itself (the hand-off would cost more than it saves).
+inline constexpr std::size_t kSealAsideEventsMin = 256;
 inline constexpr std::size_t kQueueEventsMax = 1'000'000;  // Queued and not yet committed.
 
 // Called once with the job's outcome, on the completion thread (or on the submitting thread
@@ -144,6 +148,7 @@ class Writer {
   Status write_checkpoint(WriteTxn& txn, const std::string& project, std::uint64_t size);
   // The checkpoints due by count in the drain's projects.
   Status apply_checkpoints_due(WriteTxn& txn, Drain& drain);
+  static std::size_t events_in(const std::vector<Job>& jobs);  // Appended events (with duplicates).
   void fail_all(std::vector<Job>& jobs, const Status& status);
 
   Env& env_;
@@ -176,6 +181,9 @@ class Writer {
   int injected_view_failures_ = 0;
   // Commits the views' transaction, or fails it as injected.
   Status commit_views(WriteTxn& views);
+
+  // Seals the views' records (Projector::prepare_flush) while the chain commits.
+  SideTask sealer_{"trail-seal"};
 
   std::mutex completion_mutex_;
   std::condition_variable completion_wake_;
