@@ -520,14 +520,29 @@ Status CaseProjector::apply(ledger::ProjectionTables& tables, const ledger::Appe
   if (out_of_order && !from_scratch_) before = state;
   fold(state, existed, event, *change, nullptr);
   if (out_of_order) {
+    // refold_late reads the run's entries (seqs from its first on) and whether any entry
+    // precedes them. When the entries the state carries reach back to the run's first, they
+    // answer both without reading the case's chunks: a late event then costs its run, not
+    // the case's whole history. (Had an earlier entry been missed, refold_late declines and
+    // the whole history is read below: the same state either way.)
     std::vector<HistoryEntry> prior;
-    TRAIL_TRY(history_entries(tables, event.project, case_id, state, prior));
+    bool whole = false;
+    if (before && !state.recent.empty() && state.recent.front().seq <= before->run_first_seq) {
+      prior = state.recent;
+    } else {
+      TRAIL_TRY(history_entries(tables, event.project, case_id, state, prior));
+      whole = true;
+    }
     std::optional<CaseState> refolded;
     if (before) {
       TRAIL_ASSIGN_OR_RETURN(refolded, refold_late(*before, event, *change, prior));
       if (refolded) ++in_place_;
     }
     if (!refolded) {
+      if (!whole) {
+        prior.clear();
+        TRAIL_TRY(history_entries(tables, event.project, case_id, state, prior));
+      }
       TRAIL_ASSIGN_OR_RETURN(refolded, refold(event, case_id, prior));
     }
     refolded->opened_us = state.opened_us;

@@ -8,6 +8,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <random>
@@ -79,7 +80,9 @@ TEST_F(LateEvents, FoldingInPlaceGivesTheStatesOfFoldingEverythingAgain) {
     std::map<EventId, TimeUs> latest_device;  // Per case, the latest device time so far.
     TimeUs server = 1'700'000'000'000'000 + history * 10'000 * kMinute;
     std::map<EventId, bool> seen;
-    for (int i = 0; i < 60; ++i) {
+    // Every tenth history is long enough for its cases to fill several history chunks.
+    const int length = history % 10 == 0 ? 240 : 60;
+    for (int i = 0; i < length; ++i) {
       const EventId& case_id = cases[rng() % cases.size()];
       const auto step = rng() % 100;
       server += step < 70 ? static_cast<TimeUs>(rng() % 60'000'000)
@@ -133,6 +136,47 @@ TEST_F(LateEvents, FoldingInPlaceGivesTheStatesOfFoldingEverythingAgain) {
   EXPECT_GT(late, seq / 5);
   EXPECT_GT(fast_view_.late_events_folded_in_place(), late / 4);
   EXPECT_EQ(reference_view_.late_events_folded_in_place(), 0U);
+}
+
+TEST_F(LateEvents, ALateEventOfALongHistoryReadsOnlyItsRun) {
+  const EventId case_id = random_id();
+  const auto names = fast_view_.tables();
+  const auto chunks = static_cast<std::size_t>(
+      std::find(names.begin(), names.end(), "case.chunks") - names.begin());
+  ASSERT_LT(chunks, names.size());
+  TimeUs server = 1'700'000'000'000'000;
+  std::uint64_t seq = 0;
+  const auto add = [&](const char* actor, Kind kind, TimeUs client_us, const char* value) {
+    ledger::EventDraft d;
+    d.event_id = random_id();
+    d.subject = case_id;
+    d.kind = kind;
+    d.actor = actor;
+    d.client_time_us = client_us;
+    CaseChangeData c;
+    c.fields.emplace_back("visit", value);
+    d.payload = proj::encode_case_change(c);
+    events_[++seq] = ledger::LoadedEvent{d, server};
+    fold_both(seq);
+  };
+  // Three chunks of one user's visits, a run each (two hours apart).
+  add("u1", Kind::CASE_CREATED, server, "0");
+  for (int i = 1; i < 100; ++i) {
+    server += 120 * kMinute;
+    add("u1", Kind::CASE_UPDATED, server, std::to_string(i).c_str());
+  }
+  // Another user's backlog, the later-dated visit first.
+  server += 120 * kMinute;
+  add("u2", Kind::CASE_UPDATED, server - 2 * kMinute, "late-1");
+  server += kMinute;
+  const std::size_t chunk_scans = fast_tables_.scans(chunks);
+  const std::uint64_t in_place = fast_view_.late_events_folded_in_place();
+  add("u2", Kind::CASE_UPDATED, server - 30 * kMinute, "late-0");
+  EXPECT_EQ(fast_view_.late_events_folded_in_place(), in_place + 1);
+  EXPECT_EQ(fast_tables_.scans(chunks), chunk_scans) << "the case's chunks were read";
+  EXPECT_TRUE(fast_tables_ == reference_tables_);
+  // The reference read them (and so does a run that began in an earlier chunk).
+  EXPECT_GT(reference_tables_.scans(chunks), 0U);
 }
 
 }  // namespace

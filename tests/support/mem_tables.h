@@ -31,6 +31,7 @@ class MemTables final : public ledger::ProjectionTables {
   Status scan(std::size_t table, ByteView from,
               const std::function<bool(ByteView, ByteView)>& visit) const override {
     const auto& t = tables_.at(table);
+    ++scans_[table];
     for (auto it = t.lower_bound(std::string(as_chars(from))); it != t.end(); ++it) {
       if (!visit(as_bytes(it->first), as_bytes(it->second))) break;
     }
@@ -38,9 +39,15 @@ class MemTables final : public ledger::ProjectionTables {
   }
   bool operator==(const MemTables& other) const { return tables_ == other.tables_; }
   const std::map<std::string, std::string>& table(std::size_t i) const { return tables_.at(i); }
+  // How many scans of table `i` there have been.
+  std::size_t scans(std::size_t i) const {
+    auto it = scans_.find(i);
+    return it == scans_.end() ? 0 : it->second;
+  }
 
  private:
   std::vector<std::map<std::string, std::string>> tables_;
+  mutable std::map<std::size_t, std::size_t> scans_;
 };
 
 }  // namespace trail::testing
