@@ -2,7 +2,9 @@
 
 #include <cstring>
 
+#include <capnp/any.h>
 #include <capnp/message.h>
+#include <capnp/schema.h>
 #include <capnp/serialize.h>
 #include <kj/io.h>
 #include <kj/exception.h>
@@ -234,15 +236,10 @@ unsigned first_segment_words(std::string_view project, const SealedEvent& event)
   return static_cast<unsigned>(estimate / sizeof(capnp::word) + 8);
 }
 
-}  // namespace
-
-EnvelopeWriter::EnvelopeWriter(std::string_view project, std::uint64_t seq,
-                               const Digest& prev_hash, TimeUs server_time_us,
-                               const SealedEvent& event)
-    : message_(first_segment_words(project, event), capnp::AllocationStrategy::FIXED_SIZE) {
-  TRAIL_ASSERT(seq >= 1);
+// Sets every field of the envelope, in one order (the order decides where each blob lies).
+void fill_envelope(schema::Envelope::Builder env, std::string_view project, std::uint64_t seq,
+                   const Digest& prev_hash, TimeUs server_time_us, const SealedEvent& event) {
   const EventDraft& h = event.header;  // Its payload (plaintext) is never stored.
-  auto env = message_.initRoot<schema::Envelope>();
   env.setProject(capnp::Text::Reader(project.data(), project.size()));
   env.setSeq(seq);
   env.setPrevHash(data_of(prev_hash));
@@ -259,8 +256,65 @@ EnvelopeWriter::EnvelopeWriter(std::string_view project, std::uint64_t seq,
   env.setCipher(event.cipher);
   env.setNonce(data_of(as_bytes(event.nonce)));
   env.setCiphertext(data_of(as_bytes(event.ciphertext)));
+}
+
+// Byte offsets of seq and serverTimeUs in the Envelope's data section (from its schema).
+std::size_t data_field_at(const char* name) {
+  const auto field = capnp::Schema::from<schema::Envelope>().getFieldByName(name);
+  return field.getProto().getSlot().getOffset() * sizeof(std::uint64_t);  // Both 64-bit.
+}
+
+void put_u64_le(std::uint8_t* out, std::uint64_t v) {
+  for (std::size_t i = 0; i < 8; ++i) out[i] = static_cast<std::uint8_t>(v >> (8U * i));
+}
+
+}  // namespace
+
+EnvelopeWriter::EnvelopeWriter(std::string_view project, std::uint64_t seq,
+                               const Digest& prev_hash, TimeUs server_time_us,
+                               const SealedEvent& event)
+    : message_(first_segment_words(project, event), capnp::AllocationStrategy::FIXED_SIZE) {
+  TRAIL_ASSERT(seq >= 1);
+  fill_envelope(message_.initRoot<schema::Envelope>(), project, seq, prev_hash, server_time_us,
+                event);
   TRAIL_DEBUG_ASSERT(message_.getSegmentsForOutput().size() == 1);
   size_bytes_ = capnp::computeSerializedSizeInWords(message_) * sizeof(capnp::word);
+}
+
+EnvelopeImage make_envelope_image(std::string_view project, const SealedEvent& event) {
+  static const std::size_t seq_in_data = data_field_at("seq");
+  static const std::size_t time_in_data = data_field_at("serverTimeUs");
+  capnp::MallocMessageBuilder message(first_segment_words(project, event),
+                                      capnp::AllocationStrategy::FIXED_SIZE);
+  auto env = message.initRoot<schema::Envelope>();
+  fill_envelope(env, project, 0, Digest{}, 0, event);
+  const auto segments = message.getSegmentsForOutput();
+  TRAIL_ASSERT(segments.size() == 1);
+  // A one-segment message is its segment table (one word) and then the segment.
+  const auto* segment = reinterpret_cast<const std::uint8_t*>(segments[0].begin());
+  const std::size_t table = sizeof(capnp::word);
+  const auto* data = capnp::AnyStruct::Builder(schema::Envelope::Builder(env)).getDataSection().begin();
+  const auto at = [&](const std::uint8_t* p) {
+    TRAIL_ASSERT(p >= segment && p < segment + segments[0].size() * sizeof(capnp::word));
+    return static_cast<std::uint32_t>(table + static_cast<std::size_t>(p - segment));
+  };
+  EnvelopeImage image;
+  image.seq_at = at(data + seq_in_data);
+  image.server_time_at = at(data + time_in_data);
+  image.prev_hash_at = at(env.getPrevHash().begin());
+  const auto words = capnp::messageToFlatArray(message);
+  const auto bytes = words.asBytes();
+  image.bytes.assign(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  return image;
+}
+
+void EnvelopeImage::write_to(std::uint8_t* out, std::uint64_t seq, const Digest& prev_hash,
+                             TimeUs server_time_us) const {
+  TRAIL_ASSERT(seq >= 1);
+  std::memcpy(out, bytes.data(), bytes.size());
+  put_u64_le(out + seq_at, seq);
+  std::memcpy(out + prev_hash_at, prev_hash.data(), prev_hash.size());
+  put_u64_le(out + server_time_at, static_cast<std::uint64_t>(server_time_us));
 }
 
 void EnvelopeWriter::write_to(std::uint8_t* out) {

@@ -44,6 +44,20 @@ struct EventDraft {
   std::string payload;
 };
 
+// An event's envelope serialised ahead of its place in the chain, by the thread that sealed
+// it, with the three fields only the writer knows (seq, prev_hash, server time) left zero. The
+// writer copies it into place and fills them in: byte for byte what EnvelopeWriter writes.
+struct EnvelopeImage {
+  std::string bytes;
+  std::uint32_t seq_at = 0;          // Offsets in `bytes` of the little-endian seq,
+  std::uint32_t prev_hash_at = 0;    // the 32 bytes of the previous event's hash,
+  std::uint32_t server_time_at = 0;  // and the little-endian server time.
+
+  // Writes bytes.size() bytes to `out` (any alignment): the envelope as event `seq`.
+  void write_to(std::uint8_t* out, std::uint64_t seq, const Digest& prev_hash,
+                TimeUs server_time_us) const;
+};
+
 // A draft after sealing: what the writer thread chains and stores. header.payload keeps the
 // plaintext for projectors (in memory only; the envelope carries the ciphertext).
 struct SealedEvent {
@@ -53,7 +67,12 @@ struct SealedEvent {
   std::string nonce;
   std::string ciphertext;
   Digest body_mac{};  // DataKey::mac(body_bytes): what idempotency compares.
+  EnvelopeImage envelope;  // make_envelope_image(project, *this), for the writer.
 };
+
+// The envelope of `event` in `project`, as EnvelopeWriter would write it once seq, prev hash
+// and server time are filled in (EnvelopeImage::write_to).
+EnvelopeImage make_envelope_image(std::string_view project, const SealedEvent& event);
 
 // Project ids: 1 to 64 of [a-z0-9-], starting with a letter or digit; or "_system".
 // Errors: kInvalid naming the rule broken.

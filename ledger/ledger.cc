@@ -251,6 +251,7 @@ Status Ledger::seal_all(const std::string& project, const DataKey& key,
       d.payload.shrink_to_fit();
     }
     out.header = std::move(d);
+    out.envelope = make_envelope_image(project, out);  // Here, not on the writer thread.
   }
   return Status::ok();
 }

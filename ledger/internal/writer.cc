@@ -558,7 +558,8 @@ Status Writer::apply_append(WriteTxn& txn, WriteTxn& views, AppendJob& job, Drai
     return Status::ok();
   }
 
-  // Phase 2: chain and write the new events, each envelope serialised straight into LMDB.
+  // Phase 2: chain and write the new events, each envelope copied straight into LMDB from its
+  // image, with its place in the chain filled in.
   std::vector<Receipt> receipts(n);
   const EventLoader loader = [&](std::uint64_t s) {
     return load_event(txn, job.project, s, key_lookup_);
@@ -604,17 +605,18 @@ Status Writer::apply_append(WriteTxn& txn, WriteTxn& views, AppendJob& job, Drai
       continue;
     }
     TRAIL_ASSERT(seq[i] == head->seq + 1);
-    EnvelopeWriter envelope(job.project, seq[i], head->hash, server_time, ev);
+    const EnvelopeImage& envelope = ev.envelope;  // Serialised when the event was sealed.
+    TRAIL_ASSERT(!envelope.bytes.empty());
     auto slot = txn.reserve(Table::kEvents, as_bytes(event_key(job.project, seq[i])),
-                            envelope.size_bytes());
+                            envelope.bytes.size());
     if (!slot.is_ok() && slot.status().code() == Code::kConflict) {
       return Status::error(Code::kCorrupt, "head of " + job.project + " says seq " +
                                                std::to_string(head->seq) +
                                                " but a later event is stored");
     }
     if (!slot.is_ok()) return std::move(slot).take_status();
-    envelope.write_to(*slot);
-    const Digest hash = leaf_hash({*slot, envelope.size_bytes()});
+    envelope.write_to(*slot, seq[i], head->hash, server_time);
+    const Digest hash = leaf_hash({*slot, envelope.bytes.size()});
     *head = HeadRecord{seq[i], hash, server_time};
     receipts[i] = Receipt{seq[i], hash, false};
     if (tree_.enabled) TRAIL_TRY(merkle::append_with(seq[i] - 1, hash, tree_get, tree_put));

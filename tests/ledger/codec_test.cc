@@ -1,6 +1,8 @@
 // Small codecs: hex, UUIDs, RFC 3339 times, envelope decoding of hostile bytes.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <chrono>
 #include <vector>
 
@@ -71,6 +73,36 @@ TEST(Envelope, EncodeDecodeRoundTrip) {
   EXPECT_EQ(out.key_id, 9U);
   EXPECT_EQ(as_chars(out.ciphertext), "sealed-bytes");
   EXPECT_EQ(out.event_id, ev.header.event_id);
+}
+
+// The writer copies an image made when the event was sealed and fills in its place in the
+// chain: that must be the envelope EnvelopeWriter writes, whatever the fields' sizes.
+TEST(Envelope, AnImageFilledInIsTheEnvelopeByteForByte) {
+  std::mt19937_64 rng{7};
+  for (int i = 0; i < 200; ++i) {
+    ledger::SealedEvent ev;
+    ev.header = make_draft(static_cast<std::size_t>(i));
+    ev.header.actor = std::string(rng() % 70, 'a');
+    ev.header.device_id = std::string(rng() % 40, 'd');
+    if (rng() % 2 == 0) ev.header.via = random_id();
+    if (rng() % 3 == 0) ev.header.subject.reset();
+    ev.header.client_time_us = static_cast<TimeUs>(rng() >> 1U);
+    ev.key_id = static_cast<std::uint32_t>(rng());
+    ev.nonce = std::string(rng() % 2 == 0 ? 12 : 24, 'n');
+    ev.ciphertext = std::string(rng() % 900, 'c');
+    const std::string project(1 + rng() % 64, 'p');
+    const std::uint64_t seq = 1 + rng() % 1'000'000'000'000;
+    Digest prev{};
+    for (auto& b : prev) b = static_cast<std::uint8_t>(rng());
+    const auto server_time = static_cast<TimeUs>(rng() >> 1U);
+
+    const auto image = ledger::make_envelope_image(project, ev);
+    std::string filled(image.bytes.size(), '\0');
+    image.write_to(reinterpret_cast<std::uint8_t*>(filled.data()), seq, prev, server_time);
+    const auto words = ledger::encode_envelope(project, seq, prev, server_time, ev);
+    const auto expected = words.asBytes();
+    ASSERT_EQ(as_chars({expected.begin(), expected.size()}), filled) << "event " << i;
+  }
 }
 
 TEST(Envelope, HostileBytesAreCorruptNotACrash) {
