@@ -46,10 +46,8 @@ ledger::EventDraft case_event(Kind kind, const EventId& case_id, const std::stri
 class PreparedFlush : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_GE(sodium_init(), 0);
-    ledger::SecretKey secret;
-    randombytes_buf(secret.data(), secret.size());
-    key_ = std::make_unique<ledger::DataKey>(3, secret);
+    key_ = random_data_key(3);
+    ASSERT_NE(key_, nullptr);
   }
   // Folds the next event into `view`.
   void fold(CaseProjector& view, MemTables& tables, const ledger::EventDraft& draft) {

@@ -30,10 +30,8 @@ constexpr TimeUs kMinute = 60'000'000;
 class LateEvents : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_GE(sodium_init(), 0);
-    ledger::SecretKey secret;
-    randombytes_buf(secret.data(), secret.size());
-    key_ = std::make_unique<ledger::DataKey>(3, secret);
+    key_ = random_data_key(3);
+    ASSERT_NE(key_, nullptr);
   }
 
   // Folds one stored event into both views and compares their tables.

@@ -108,10 +108,8 @@ TEST(ReportDay, UtcDaysFormatAndParse) {
 class ReportFold : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_GE(sodium_init(), 0);
-    ledger::SecretKey secret;
-    randombytes_buf(secret.data(), secret.size());
-    key_ = std::make_unique<ledger::DataKey>(7, secret);
+    key_ = random_data_key(7);
+    ASSERT_NE(key_, nullptr);
   }
   void fold(MemTables& tables, const std::string& project, const ledger::EventDraft& draft,
             TimeUs server_time) {

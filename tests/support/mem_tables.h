@@ -3,10 +3,15 @@
 // holds the same bytes.
 #pragma once
 
+#include <sodium.h>
+
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+
+#include "ledger/data_key.h"
 #include "ledger/projector.h"
 
 namespace trail::testing {
@@ -49,5 +54,13 @@ class MemTables final : public ledger::ProjectionTables {
   std::vector<std::map<std::string, std::string>> tables_;
   mutable std::map<std::size_t, std::size_t> scans_;
 };
+
+// A project data key of random bytes, to seal what a projector folds into MemTables.
+inline std::unique_ptr<ledger::DataKey> random_data_key(std::uint32_t id) {
+  if (sodium_init() < 0) return nullptr;
+  ledger::SecretKey secret;
+  randombytes_buf(secret.data(), secret.size());
+  return std::make_unique<ledger::DataKey>(id, secret);
+}
 
 }  // namespace trail::testing
