@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-
 #include "ledger/data_key.h"
 #include "ledger/projector.h"
 
