@@ -1,8 +1,10 @@
 // The writer thread: owns every LMDB write transaction of this process and group-commits.
 // Callers queue jobs from any thread; the writer drains the queue, applies each job in one
 // write transaction of the chain's environment and one of the view environment
-// (view_store.h), commits the chain (synced: durable), then the views (not synced), and only
-// then resolves the jobs' promises.
+// (view_store.h), commits the chain (synced: durable), then flushes the views' kept-back
+// writes and commits them (not synced), and only then resolves the jobs' promises. While the
+// chain's commit waits for the disk, a side thread (trail-seal) prepares those writes
+// (Projector::prepare_flush) for a drain of kSealAsideEventsMin events or more.
 //
 // Invariants: (1) per project, seq is dense and event[n].prev_hash == hash(event[n-1]).
 //             (2) A batch is all-or-nothing: a rejected batch writes nothing; the other
@@ -15,7 +17,8 @@
 //                 writer is poisoned: every later job fails with kFatal.
 // Thread safety: submit() from any thread; everything else runs on the writer thread, but for
 //                resolving promises, which a completion thread does so that waking callers
-//                overlaps the next commit.
+//                overlaps the next commit, and the projectors' prepare_flush, which the side
+//                thread runs while the writer thread touches no projector.
 #pragma once
 
 #include <array>
