@@ -4,7 +4,7 @@
 # Usage: scripts/bench-cpu.sh [BUILD_DIR] trail-bench flags...
 #   e.g. scripts/bench-cpu.sh build --duration 8 --mode append --batch 1 --connections 64
 # Prints events (or requests) per second, p50/p99 latency, then microseconds of CPU per request
-# for each traild thread that used any, by thread name: trail-writer, trail-complete,
+# for each traild thread that used any, by thread name: trail-writer, trail-seal, trail-complete,
 # trail-checkpoint, trail-io; "traild" is the main thread (the first I/O thread) or a helper pool.
 set -euo pipefail
 build=${1:-build}
