@@ -236,13 +236,14 @@ unsigned first_segment_words(std::string_view project, const SealedEvent& event)
   return static_cast<unsigned>(estimate / sizeof(capnp::word) + 8);
 }
 
-// Sets every field of the envelope, in one order (the order decides where each blob lies).
-void fill_envelope(schema::Envelope::Builder env, std::string_view project, std::uint64_t seq,
-                   const Digest& prev_hash, TimeUs server_time_us, const SealedEvent& event) {
+// Sets every field of the envelope but seq, prev hash and server time, which are left zero,
+// in one order (the order decides where each blob lies).
+void fill_envelope(schema::Envelope::Builder env, std::string_view project,
+                   const SealedEvent& event) {
   const EventDraft& h = event.header;  // Its payload (plaintext) is never stored.
   env.setProject(capnp::Text::Reader(project.data(), project.size()));
-  env.setSeq(seq);
-  env.setPrevHash(data_of(prev_hash));
+  env.setSeq(0);
+  env.setPrevHash(data_of(Digest{}));
   env.setEventId(data_of(h.event_id));
   env.setKind(h.kind);
   env.setActor(capnp::Text::Reader(h.actor.data(), h.actor.size()));
@@ -250,7 +251,7 @@ void fill_envelope(schema::Envelope::Builder env, std::string_view project, std:
   env.setChannel(h.channel);
   if (h.via) env.setVia(data_of(*h.via));
   env.setClientTimeUs(h.client_time_us);
-  env.setServerTimeUs(server_time_us);
+  env.setServerTimeUs(0);
   if (h.subject) env.setSubject(data_of(*h.subject));
   env.setKeyId(event.key_id);
   env.setCipher(event.cipher);
@@ -270,24 +271,13 @@ void put_u64_le(std::uint8_t* out, std::uint64_t v) {
 
 }  // namespace
 
-EnvelopeWriter::EnvelopeWriter(std::string_view project, std::uint64_t seq,
-                               const Digest& prev_hash, TimeUs server_time_us,
-                               const SealedEvent& event)
-    : message_(first_segment_words(project, event), capnp::AllocationStrategy::FIXED_SIZE) {
-  TRAIL_ASSERT(seq >= 1);
-  fill_envelope(message_.initRoot<schema::Envelope>(), project, seq, prev_hash, server_time_us,
-                event);
-  TRAIL_DEBUG_ASSERT(message_.getSegmentsForOutput().size() == 1);
-  size_bytes_ = capnp::computeSerializedSizeInWords(message_) * sizeof(capnp::word);
-}
-
 EnvelopeImage make_envelope_image(std::string_view project, const SealedEvent& event) {
   static const std::size_t seq_in_data = data_field_at("seq");
   static const std::size_t time_in_data = data_field_at("serverTimeUs");
   capnp::MallocMessageBuilder message(first_segment_words(project, event),
                                       capnp::AllocationStrategy::FIXED_SIZE);
   auto env = message.initRoot<schema::Envelope>();
-  fill_envelope(env, project, 0, Digest{}, 0, event);
+  fill_envelope(env, project, event);
   const auto segments = message.getSegmentsForOutput();
   TRAIL_ASSERT(segments.size() == 1);
   // A one-segment message is its segment table (one word) and then the segment.
@@ -317,18 +307,12 @@ void EnvelopeImage::write_to(std::uint8_t* out, std::uint64_t seq, const Digest&
   put_u64_le(out + server_time_at, static_cast<std::uint64_t>(server_time_us));
 }
 
-void EnvelopeWriter::write_to(std::uint8_t* out) {
-  kj::ArrayOutputStream stream(kj::arrayPtr(reinterpret_cast<kj::byte*>(out), size_bytes_));
-  capnp::writeMessage(stream, message_);
-  TRAIL_ASSERT(stream.getArray().size() == size_bytes_);
-}
-
 kj::Array<capnp::word> encode_envelope(std::string_view project, std::uint64_t seq,
                                        const Digest& prev_hash, TimeUs server_time_us,
                                        const SealedEvent& event) {
-  EnvelopeWriter writer(project, seq, prev_hash, server_time_us, event);
-  auto words = kj::heapArray<capnp::word>(writer.size_bytes() / sizeof(capnp::word));
-  writer.write_to(reinterpret_cast<std::uint8_t*>(words.begin()));
+  const EnvelopeImage image = make_envelope_image(project, event);
+  auto words = kj::heapArray<capnp::word>(image.bytes.size() / sizeof(capnp::word));
+  image.write_to(reinterpret_cast<std::uint8_t*>(words.begin()), seq, prev_hash, server_time_us);
   return words;
 }
 

@@ -46,7 +46,8 @@ struct EventDraft {
 
 // An event's envelope serialised ahead of its place in the chain, by the thread that sealed
 // it, with the three fields only the writer knows (seq, prev_hash, server time) left zero. The
-// writer copies it into place and fills them in: byte for byte what EnvelopeWriter writes.
+// writer copies it into place and fills them in (the three are of fixed size, so the layout
+// does not depend on their values).
 struct EnvelopeImage {
   std::string bytes;
   std::uint32_t seq_at = 0;          // Offsets in `bytes` of the little-endian seq,
@@ -70,8 +71,8 @@ struct SealedEvent {
   EnvelopeImage envelope;  // make_envelope_image(project, *this), for the writer.
 };
 
-// The envelope of `event` in `project`, as EnvelopeWriter would write it once seq, prev hash
-// and server time are filled in (EnvelopeImage::write_to).
+// The envelope of `event` in `project`, but for seq, prev hash and server time, which
+// EnvelopeImage::write_to fills in.
 EnvelopeImage make_envelope_image(std::string_view project, const SealedEvent& event);
 
 // Project ids: 1 to 64 of [a-z0-9-], starting with a letter or digit; or "_system".
@@ -97,22 +98,6 @@ void encode_aad(std::string_view project, const EventDraft& draft, std::uint32_t
                 schema::Cipher cipher, std::string& out);
 void encode_aad_from_header(std::string_view header, std::uint32_t key_id, schema::Cipher cipher,
                             std::string& out);
-
-// Builds the stored envelope of `event` as event `seq` of `project`, so that it can be written
-// straight into its destination (e.g. memory LMDB reserved).
-class EnvelopeWriter {
- public:
-  EnvelopeWriter(std::string_view project, std::uint64_t seq, const Digest& prev_hash,
-                 TimeUs server_time_us, const SealedEvent& event);
-  // Bytes write_to() writes: the whole serialised message, segment table included.
-  std::size_t size_bytes() const { return size_bytes_; }
-  // Writes exactly size_bytes() bytes to `out` (any alignment).
-  void write_to(std::uint8_t* out);
-
- private:
-  capnp::MallocMessageBuilder message_;
-  std::size_t size_bytes_ = 0;
-};
 
 // The stored envelope of `event` as event `seq` of `project`, as one array.
 kj::Array<capnp::word> encode_envelope(std::string_view project, std::uint64_t seq,
